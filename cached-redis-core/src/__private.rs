@@ -1,0 +1,208 @@
+//! What `#[redis_cached]` expands to calls. Not a public API: it changes
+//! with the macro, which always comes in the same release.
+
+use std::borrow::Borrow;
+use std::fmt::Display;
+use std::future::Future;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use crate::policy::{OkOnly, Plain, Policy, Probe, SomeOnly, ViaOption, ViaPlain, ViaResult};
+pub use std::any::type_name_of_val;
+
+use crate::duration::{DurationError, parse_duration};
+use crate::key::{KeyBuilder, KeyError};
+pub use crate::runtime::Runtime;
+use crate::schema::schema_fingerprint;
+use crate::stats::Outcome;
+
+/// One annotated function, as written in its attribute.
+#[derive(Debug, Clone, Copy)]
+pub struct Site {
+    /// `domain = "…"`.
+    pub domain: &'static str,
+    /// `version = "…"`.
+    pub version: &'static str,
+    /// The function's path, from `type_name_of_val` of an item nested in it.
+    pub function: &'static str,
+    /// `ttl = …`, or the runtime's default.
+    pub ttl: Option<Duration>,
+    /// `hash_len = …`.
+    pub hash_len: usize,
+}
+
+/// The key arguments of one call, hashed as they are added.
+pub struct KeyInput {
+    builder: KeyBuilder,
+    failed: Option<KeyError>,
+}
+
+impl KeyInput {
+    /// Starts the key of one call of `site`.
+    pub fn new(site: &Site) -> Self {
+        let builder = KeyBuilder::new(site.domain)
+            .version(site.version)
+            .function(site.function)
+            .hash_len(site.hash_len);
+        KeyInput {
+            builder,
+            failed: None,
+        }
+    }
+}
+
+/// Marks what may be hashed into a key; implemented for every `Serialize` type.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be part of the cache key because it does not implement `serde::Serialize`",
+    label = "not `Serialize`",
+    note = "leave the argument out of the key with `skip(...)`, or derive `Serialize` for it"
+)]
+pub trait KeyPart {
+    /// Hashes `self` into the key.
+    fn push_into(&self, builder: &mut KeyBuilder) -> Result<(), KeyError>;
+}
+
+impl<T: Serialize + ?Sized> KeyPart for T {
+    fn push_into(&self, builder: &mut KeyBuilder) -> Result<(), KeyError> {
+        builder.push_part(self)
+    }
+}
+
+/// Hashes one argument.
+pub fn key_part<T: KeyPart + ?Sized>(input: &mut KeyInput, part: &T) {
+    if input.failed.is_none()
+        && let Err(err) = part.push_into(&mut input.builder)
+    {
+        input.failed = Some(err);
+    }
+}
+
+/// Shows one argument in plain text before the hash.
+pub fn key_segment<T: Display + ?Sized>(input: &mut KeyInput, segment: &T) {
+    input.builder.push_segment(&segment);
+}
+
+/// The default runtime.
+pub fn default_runtime() -> &'static Runtime {
+    crate::global::runtime()
+}
+
+/// Accepts `Runtime`, `&Runtime`, `Arc<Runtime>`… for `runtime = expr`.
+pub fn as_runtime<R: Borrow<Runtime> + ?Sized>(runtime: &R) -> &Runtime {
+    runtime.borrow()
+}
+
+/// `ttl = "15m"`, checked by const evaluation so a bad literal fails the build.
+pub const fn ttl_literal(text: &str) -> Duration {
+    match parse_duration(text) {
+        Ok(ttl) => ttl,
+        Err(DurationError::Zero) => panic!("invalid `ttl`: zero would cache nothing"),
+        Err(DurationError::Overflow) => panic!("invalid `ttl`: too large"),
+        Err(DurationError::Empty | DurationError::NotANumber | DurationError::UnknownUnit) => {
+            panic!(
+                "invalid `ttl`: expected a whole number followed by ms, s, m, h or d, such as \"90s\" or \"15m\""
+            )
+        }
+    }
+}
+
+/// Runs an async body through the cache.
+pub async fn call_async<P, F>(
+    runtime: &Runtime,
+    site: &Site,
+    input: KeyInput,
+    policy: P,
+    body: F,
+) -> P::Output
+where
+    P: Policy,
+    F: Future<Output = P::Output>,
+{
+    let Some(prepared) = prepare::<P>(runtime, site, input) else {
+        return computed(runtime, body.await);
+    };
+    let (cached, outcome) = runtime.lookup::<P::Stored>(&prepared.key).await;
+    if let Some(value) = cached {
+        return served(runtime, &prepared, outcome, policy.restore(value));
+    }
+    let output = computed(runtime, body.await);
+    finish(runtime, &prepared, &policy, &output);
+    output
+}
+
+/// Runs a sync body through the cache. Never uses `block_on`, so it is safe
+/// inside any async runtime, including a current-thread one.
+pub fn call_sync<P, F>(
+    runtime: &Runtime,
+    site: &Site,
+    input: KeyInput,
+    policy: P,
+    body: F,
+) -> P::Output
+where
+    P: Policy,
+    F: FnOnce() -> P::Output,
+{
+    let Some(prepared) = prepare::<P>(runtime, site, input) else {
+        return computed(runtime, body());
+    };
+    let (cached, outcome) = runtime.lookup_blocking::<P::Stored>(&prepared.key);
+    if let Some(value) = cached {
+        return served(runtime, &prepared, outcome, policy.restore(value));
+    }
+    let output = computed(runtime, body());
+    finish(runtime, &prepared, &policy, &output);
+    output
+}
+
+struct Prepared {
+    key: crate::key::CacheKey,
+    ttl: Duration,
+}
+
+fn prepare<P: Policy>(runtime: &Runtime, site: &Site, input: KeyInput) -> Option<Prepared> {
+    if !runtime.caches() {
+        return None;
+    }
+    let built = match input.failed {
+        Some(err) => Err(err),
+        None => input
+            .builder
+            .namespace(runtime.namespace())
+            .schema(schema_fingerprint::<P::Stored>())
+            .build(),
+    };
+    match built {
+        Ok(key) => Some(Prepared {
+            key,
+            ttl: site.ttl.unwrap_or_else(|| runtime.default_ttl()),
+        }),
+        Err(err) => {
+            tracing::warn!(domain = site.domain, error = %err, "cache key not built; calling through");
+            runtime.counters().bypass();
+            None
+        }
+    }
+}
+
+fn served<T>(runtime: &Runtime, prepared: &Prepared, outcome: Outcome, value: T) -> T {
+    match outcome {
+        Outcome::Hit => runtime.counters().redis_hit(),
+        Outcome::MemoryHit => runtime.counters().memory_hit(),
+        Outcome::Miss => {}
+    }
+    tracing::trace!(key = prepared.key.as_str(), ?outcome, "cache served");
+    value
+}
+
+fn computed<T>(runtime: &Runtime, output: T) -> T {
+    runtime.counters().compute();
+    output
+}
+
+fn finish<P: Policy>(runtime: &Runtime, prepared: &Prepared, policy: &P, output: &P::Output) {
+    if let Some(stored) = policy.storable(output) {
+        runtime.store(&prepared.key, stored, prepared.ttl);
+    }
+}

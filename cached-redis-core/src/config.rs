@@ -1,0 +1,438 @@
+//! Runtime configuration, from code or from the environment.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::duration::parse_duration;
+use crate::key::{DEFAULT_NAMESPACE, is_valid_namespace};
+
+/// Default `REDIS_URL`.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// Default TTL for functions that do not set one (`CACHE_DEFAULT_TTL`).
+pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+/// Default bound on memory entries (`CACHE_MEMORY_CAPACITY`).
+pub const DEFAULT_MEMORY_CAPACITY: u64 = 10_000;
+/// Default deadline of one Redis operation (`CACHE_REDIS_TIMEOUT`).
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(100);
+/// Default deadline of establishing a Redis connection (`CACHE_REDIS_CONNECT_TIMEOUT`).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
+/// Default bound on Redis writes in flight; more are dropped and counted.
+pub const DEFAULT_MAX_PENDING_WRITES: usize = 1024;
+
+/// A configuration value that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// An environment variable holds a value of the wrong form.
+    #[error("{name}={value:?} is invalid: expected {expected}")]
+    InvalidVar {
+        /// The variable, e.g. `ENABLE_REDIS_CACHE`.
+        name: &'static str,
+        /// What it held.
+        value: String,
+        /// What it should hold.
+        expected: &'static str,
+    },
+    /// The Redis URL does not parse. The URL is not repeated: it may hold a password.
+    #[error("{name} is not a valid Redis URL: {reason}")]
+    InvalidRedisUrl {
+        /// Where the URL came from (`REDIS_URL`, or `Config::redis_url`).
+        name: &'static str,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// A value set in code is out of range.
+    #[error("{name} is invalid: expected {expected}")]
+    InvalidSetting {
+        /// The setting.
+        name: &'static str,
+        /// What it should hold.
+        expected: &'static str,
+    },
+}
+
+/// What a [`Runtime`](crate::Runtime) does and where it connects.
+///
+/// ```
+/// use std::time::Duration;
+/// use cached_redis_core::Config;
+///
+/// let config = Config::builder()
+///     .redis_enabled(true)
+///     .redis_url("redis://127.0.0.1:6379")
+///     .namespace("meridian")
+///     .default_ttl(Duration::from_secs(600))
+///     .build()?;
+/// assert!(config.redis_enabled());
+/// # Ok::<(), cached_redis_core::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) redis_enabled: bool,
+    pub(crate) redis_url: String,
+    pub(crate) namespace: String,
+    pub(crate) default_ttl: Duration,
+    pub(crate) memory_capacity: u64,
+    pub(crate) memory_fallback: bool,
+    pub(crate) redis_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) max_pending_writes: usize,
+}
+
+impl Default for Config {
+    /// The embedded default: Redis off, memory cache on.
+    fn default() -> Self {
+        Config {
+            redis_enabled: false,
+            redis_url: DEFAULT_REDIS_URL.to_owned(),
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            default_ttl: DEFAULT_TTL,
+            memory_capacity: DEFAULT_MEMORY_CAPACITY,
+            memory_fallback: true,
+            redis_timeout: DEFAULT_REDIS_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_pending_writes: DEFAULT_MAX_PENDING_WRITES,
+        }
+    }
+}
+
+impl Config {
+    /// Starts from the embedded default.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder {
+            config: Config::default(),
+        }
+    }
+
+    /// Reads the variables listed in `docs/configuration.md`.
+    ///
+    /// ```
+    /// let config = cached_redis_core::Config::from_env()?;
+    /// # Ok::<(), cached_redis_core::ConfigError>(())
+    /// ```
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`from_env`](Config::from_env), reading variables through `lookup`
+    /// (for tests and for configuration systems other than the process environment).
+    ///
+    /// ```
+    /// use cached_redis_core::Config;
+    ///
+    /// let config = Config::from_lookup(|name| match name {
+    ///     "ENABLE_REDIS_CACHE" => Some("on".to_owned()),
+    ///     "CACHE_DEFAULT_TTL" => Some("15m".to_owned()),
+    ///     _ => None,
+    /// })?;
+    /// assert!(config.redis_enabled());
+    /// assert_eq!(config.default_ttl().as_secs(), 900);
+    /// # Ok::<(), cached_redis_core::ConfigError>(())
+    /// ```
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut builder = Config::builder();
+        let var = |name: &'static str| {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (name, v))
+        };
+        if let Some((name, value)) = var("ENABLE_REDIS_CACHE") {
+            builder = builder.redis_enabled(parse_flag(name, &value)?);
+        }
+        if let Some((_, value)) = var("REDIS_URL") {
+            builder = builder.redis_url(value);
+        }
+        if let Some((_, value)) = var("CACHE_NAMESPACE") {
+            builder = builder.namespace(value);
+        }
+        if let Some((name, value)) = var("CACHE_DEFAULT_TTL") {
+            builder = builder.default_ttl(parse_env_duration(name, &value)?);
+        }
+        if let Some((name, value)) = var("CACHE_MEMORY_CAPACITY") {
+            let capacity = value.trim().parse().map_err(|_| ConfigError::InvalidVar {
+                name,
+                value: value.clone(),
+                expected: "a whole number of entries",
+            })?;
+            builder = builder.memory_capacity(capacity);
+        }
+        if let Some((name, value)) = var("CACHE_MEMORY_FALLBACK") {
+            builder = builder.memory_fallback(parse_flag(name, &value)?);
+        }
+        if let Some((name, value)) = var("CACHE_REDIS_TIMEOUT") {
+            builder = builder.redis_timeout(parse_env_duration(name, &value)?);
+        }
+        if let Some((name, value)) = var("CACHE_REDIS_CONNECT_TIMEOUT") {
+            builder = builder.connect_timeout(parse_env_duration(name, &value)?);
+        }
+        builder.build_named("REDIS_URL", "CACHE_NAMESPACE")
+    }
+
+    /// Whether Redis is used at all (`ENABLE_REDIS_CACHE`).
+    pub fn redis_enabled(&self) -> bool {
+        self.redis_enabled
+    }
+    /// The key namespace (`CACHE_NAMESPACE`).
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+    /// The TTL of functions that do not set one (`CACHE_DEFAULT_TTL`).
+    pub fn default_ttl(&self) -> Duration {
+        self.default_ttl
+    }
+    /// Maximum memory entries (`CACHE_MEMORY_CAPACITY`).
+    pub fn memory_capacity(&self) -> u64 {
+        self.memory_capacity
+    }
+    /// Whether the memory cache serves (`CACHE_MEMORY_FALLBACK`).
+    pub fn memory_fallback(&self) -> bool {
+        self.memory_fallback
+    }
+    /// Deadline of one Redis operation (`CACHE_REDIS_TIMEOUT`).
+    pub fn redis_timeout(&self) -> Duration {
+        self.redis_timeout
+    }
+    /// Deadline of establishing a connection (`CACHE_REDIS_CONNECT_TIMEOUT`).
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+    /// The Redis URL with any password replaced by `***`, safe to log.
+    pub fn redis_url_redacted(&self) -> String {
+        redact_url(&self.redis_url)
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("redis_enabled", &self.redis_enabled)
+            .field("redis_url", &self.redis_url_redacted())
+            .field("namespace", &self.namespace)
+            .field("default_ttl", &self.default_ttl)
+            .field("memory_capacity", &self.memory_capacity)
+            .field("memory_fallback", &self.memory_fallback)
+            .field("redis_timeout", &self.redis_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_pending_writes", &self.max_pending_writes)
+            .finish()
+    }
+}
+
+/// Builds a [`Config`]; every setting starts at the embedded default.
+#[derive(Debug, Clone)]
+pub struct ConfigBuilder {
+    config: Config,
+}
+
+impl ConfigBuilder {
+    /// Turns Redis on or off (default off).
+    pub fn redis_enabled(mut self, enabled: bool) -> Self {
+        self.config.redis_enabled = enabled;
+        self
+    }
+    /// Sets the Redis URL, e.g. `redis://:password@host:6379/0`.
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.config.redis_url = url.into();
+        self
+    }
+    /// Sets the key namespace (`[A-Za-z0-9_.-]+`).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.config.namespace = namespace.into();
+        self
+    }
+    /// Sets the TTL used when a function does not set one.
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.config.default_ttl = ttl;
+        self
+    }
+    /// Bounds the memory cache to this many entries.
+    pub fn memory_capacity(mut self, entries: u64) -> Self {
+        self.config.memory_capacity = entries;
+        self
+    }
+    /// `false` disables the memory cache: with Redis off or failing, the body always runs.
+    pub fn memory_fallback(mut self, enabled: bool) -> Self {
+        self.config.memory_fallback = enabled;
+        self
+    }
+    /// Sets the deadline of one Redis operation (connection included).
+    pub fn redis_timeout(mut self, timeout: Duration) -> Self {
+        self.config.redis_timeout = timeout;
+        self
+    }
+    /// Sets the deadline of establishing a connection.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+    /// Bounds the Redis writes in flight; a write beyond it is dropped and counted.
+    pub fn max_pending_writes(mut self, writes: usize) -> Self {
+        self.config.max_pending_writes = writes;
+        self
+    }
+
+    /// Checks the settings.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        self.build_named("Config::redis_url", "Config::namespace")
+    }
+
+    fn build_named(
+        self,
+        url_name: &'static str,
+        namespace_name: &'static str,
+    ) -> Result<Config, ConfigError> {
+        let config = self.config;
+        if let Err(err) = redis::Client::open(config.redis_url.as_str()) {
+            return Err(ConfigError::InvalidRedisUrl {
+                name: url_name,
+                reason: err.to_string(),
+            });
+        }
+        if !is_valid_namespace(&config.namespace) {
+            return Err(ConfigError::InvalidVar {
+                name: namespace_name,
+                value: config.namespace,
+                expected: "one or more of A-Z, a-z, 0-9, '_', '.' and '-'",
+            });
+        }
+        let positive = |name, d: Duration| {
+            if d.is_zero() {
+                Err(ConfigError::InvalidSetting {
+                    name,
+                    expected: "a duration greater than zero",
+                })
+            } else {
+                Ok(())
+            }
+        };
+        positive("default_ttl", config.default_ttl)?;
+        positive("redis_timeout", config.redis_timeout)?;
+        positive("connect_timeout", config.connect_timeout)?;
+        Ok(config)
+    }
+}
+
+fn parse_flag(name: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::InvalidVar {
+            name,
+            value: value.to_owned(),
+            expected: "one of 1/true/yes/on or 0/false/no/off",
+        }),
+    }
+}
+
+fn parse_env_duration(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    parse_duration(value.trim()).map_err(|_| ConfigError::InvalidVar {
+        name,
+        value: value.to_owned(),
+        expected: "a positive duration such as 3600, 500ms, 90s, 15m, 1h or 1d",
+    })
+}
+
+/// Replaces the password of `scheme://user:password@host` with `***`.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or("", |(user, _)| user);
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}{tail}")
+            } else {
+                format!("{scheme}://***@{host}{tail}")
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn unset_environment_is_the_embedded_default() {
+        let config = from(&[]).unwrap();
+        assert!(!config.redis_enabled());
+        assert!(config.memory_fallback());
+        assert_eq!(config.namespace(), "meridian");
+        assert_eq!(config.default_ttl(), DEFAULT_TTL);
+        assert_eq!(config.redis_timeout(), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn flag_accepts_the_documented_spellings() {
+        for on in ["1", "true", "YES", "On"] {
+            assert!(
+                from(&[("ENABLE_REDIS_CACHE", on)]).unwrap().redis_enabled(),
+                "{on}"
+            );
+        }
+        for off in ["0", "false", "no", "OFF", ""] {
+            assert!(
+                !from(&[("ENABLE_REDIS_CACHE", off)])
+                    .unwrap()
+                    .redis_enabled(),
+                "{off}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let cases = [
+            ("ENABLE_REDIS_CACHE", "maybe"),
+            ("CACHE_DEFAULT_TTL", "0"),
+            ("CACHE_DEFAULT_TTL", "soon"),
+            ("CACHE_MEMORY_CAPACITY", "-1"),
+            ("CACHE_MEMORY_FALLBACK", "2"),
+            ("CACHE_NAMESPACE", "a:b"),
+            ("CACHE_REDIS_TIMEOUT", "0ms"),
+        ];
+        for (name, value) in cases {
+            let err = from(&[(name, value)]).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn bad_url_error_hides_the_password() {
+        let err = from(&[("REDIS_URL", "nope://:hunter2@host")]).unwrap_err();
+        assert!(err.to_string().contains("REDIS_URL"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        let config = from(&[("REDIS_URL", "redis://user:hunter2@127.0.0.1:6379/0")]).unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(
+            debug.contains("redis://user:***@127.0.0.1:6379/0"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn redaction_cases() {
+        assert_eq!(redact_url("redis://:pw@h:1/0"), "redis://:***@h:1/0");
+        assert_eq!(redact_url("rediss://pw@h"), "rediss://***@h");
+        assert_eq!(redact_url("redis://h:1/0?x=a@b"), "redis://h:1/0?x=a@b");
+        assert_eq!(redact_url("redis://u:p@ss@h"), "redis://u:***@h");
+    }
+}

@@ -1,0 +1,291 @@
+//! The bytes stored under a key: a fixed header, then the encoded value.
+//!
+//! ```text
+//! offset size field
+//!  0      4   magic  b"CRDS"
+//!  4      1   envelope version (1)
+//!  5      1   codec id (1 = postcard)
+//!  6      2   flags, must be 0 (little-endian u16)
+//!  8     32   SHA-256 digest of the key input
+//! 40      8   created at, Unix milliseconds (LE u64)
+//! 48      8   TTL in milliseconds (LE u64)
+//! 56      4   body length (LE u32)
+//! 60      4   CRC-32 (IEEE) of bytes 0..60 followed by the body (LE u32)
+//! 64      n   body
+//! ```
+//!
+//! Every field is checked on read; anything that does not validate is a
+//! miss, never a value.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// First four bytes of every envelope.
+pub const MAGIC: [u8; 4] = *b"CRDS";
+/// The layout version this crate writes and reads.
+pub const ENVELOPE_VERSION: u8 = 1;
+/// Size of the fixed header.
+pub const HEADER_LEN: usize = 64;
+
+/// Why stored bytes were rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvelopeError {
+    /// Fewer bytes than a header.
+    #[error("{0} bytes is shorter than the {HEADER_LEN}-byte header")]
+    TooShort(usize),
+    /// Not written by cached-redis.
+    #[error("bad magic bytes")]
+    BadMagic,
+    /// Written by an incompatible version of cached-redis.
+    #[error("unsupported envelope version {0}")]
+    UnsupportedVersion(u8),
+    /// Written with another codec.
+    #[error("codec {found} where {expected} was expected")]
+    CodecMismatch {
+        /// The codec this reader uses.
+        expected: u8,
+        /// The codec named in the header.
+        found: u8,
+    },
+    /// Reserved flag bits were set.
+    #[error("unknown flags {0:#06x}")]
+    UnknownFlags(u16),
+    /// The value belongs to another key input (a truncated-hash collision or a misplaced write).
+    #[error("the entry belongs to a different key")]
+    DigestMismatch,
+    /// The header's body length disagrees with the bytes present.
+    #[error("body length {declared} but {actual} bytes follow the header")]
+    LengthMismatch {
+        /// Length written in the header.
+        declared: usize,
+        /// Bytes actually present.
+        actual: usize,
+    },
+    /// The checksum does not match: the bytes were damaged.
+    #[error("checksum mismatch")]
+    ChecksumMismatch,
+}
+
+/// A validated envelope, borrowing the stored bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Envelope<'a> {
+    /// When the value was computed, Unix milliseconds.
+    pub created_at_ms: u64,
+    /// The TTL the value was stored with.
+    pub ttl: Duration,
+    /// The encoded value.
+    pub body: &'a [u8],
+}
+
+/// Wraps an encoded value for storage under the key whose digest is given.
+///
+/// ```
+/// use std::time::Duration;
+/// use cached_redis_core::envelope::{open, seal};
+///
+/// let digest = [9; 32];
+/// let bytes = seal(&digest, 1, Duration::from_secs(60), b"value");
+/// let envelope = open(&bytes, &digest, 1)?;
+/// assert_eq!(envelope.body, b"value");
+/// assert!(open(&bytes, &[0; 32], 1).is_err());
+/// # Ok::<(), cached_redis_core::envelope::EnvelopeError>(())
+/// ```
+pub fn seal(digest: &[u8; 32], codec: u8, ttl: Duration, body: &[u8]) -> Vec<u8> {
+    let created_at_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    seal_at(digest, codec, ttl, body, created_at_ms)
+}
+
+pub(crate) fn seal_at(
+    digest: &[u8; 32],
+    codec: u8,
+    ttl: Duration,
+    body: &[u8],
+    created_at_ms: u64,
+) -> Vec<u8> {
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    // Bodies over 4 GiB cannot be stored in Redis (512 MB limit) anyway;
+    // saturating keeps this infallible and makes such an entry fail validation.
+    let body_len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+    let mut bytes = Vec::with_capacity(HEADER_LEN + body.len());
+    bytes.extend_from_slice(&MAGIC);
+    bytes.push(ENVELOPE_VERSION);
+    bytes.push(codec);
+    bytes.extend_from_slice(&0_u16.to_le_bytes());
+    bytes.extend_from_slice(digest);
+    bytes.extend_from_slice(&created_at_ms.to_le_bytes());
+    bytes.extend_from_slice(&ttl_ms.to_le_bytes());
+    bytes.extend_from_slice(&body_len.to_le_bytes());
+    let crc = checksum(&bytes, body);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// Validates `bytes` as an envelope for `digest` written with `codec`.
+pub fn open<'a>(
+    bytes: &'a [u8],
+    digest: &[u8; 32],
+    codec: u8,
+) -> Result<Envelope<'a>, EnvelopeError> {
+    let Some((header, body)) = bytes.split_first_chunk::<HEADER_LEN>() else {
+        return Err(EnvelopeError::TooShort(bytes.len()));
+    };
+    if header[0..4] != MAGIC {
+        return Err(EnvelopeError::BadMagic);
+    }
+    if header[4] != ENVELOPE_VERSION {
+        return Err(EnvelopeError::UnsupportedVersion(header[4]));
+    }
+    if header[5] != codec {
+        return Err(EnvelopeError::CodecMismatch {
+            expected: codec,
+            found: header[5],
+        });
+    }
+    let flags = u16::from_le_bytes([header[6], header[7]]);
+    if flags != 0 {
+        return Err(EnvelopeError::UnknownFlags(flags));
+    }
+    let declared = u32_at(header, 56) as usize;
+    if declared != body.len() {
+        return Err(EnvelopeError::LengthMismatch {
+            declared,
+            actual: body.len(),
+        });
+    }
+    if checksum(&header[..60], body) != u32_at(header, 60) {
+        return Err(EnvelopeError::ChecksumMismatch);
+    }
+    // Checked after the checksum so a damaged digest reads as damage.
+    if header[8..40] != digest[..] {
+        return Err(EnvelopeError::DigestMismatch);
+    }
+    Ok(Envelope {
+        created_at_ms: u64_at(header, 40),
+        ttl: Duration::from_millis(u64_at(header, 48)),
+        body,
+    })
+}
+
+fn checksum(header: &[u8], body: &[u8]) -> u32 {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(header);
+    crc.update(body);
+    crc.finalize()
+}
+
+fn u32_at(header: &[u8; HEADER_LEN], at: usize) -> u32 {
+    u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+}
+
+fn u64_at(header: &[u8; HEADER_LEN], at: usize) -> u64 {
+    let mut field = [0; 8];
+    field.copy_from_slice(&header[at..at + 8]);
+    u64::from_le_bytes(field)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: [u8; 32] = [0xab; 32];
+    const TTL: Duration = Duration::from_secs(90);
+
+    fn sealed() -> Vec<u8> {
+        seal_at(&DIGEST, 1, TTL, b"body bytes", 1_700_000_000_000)
+    }
+
+    #[test]
+    fn round_trip_keeps_every_field() {
+        let bytes = sealed();
+        assert_eq!(bytes.len(), HEADER_LEN + 10);
+        let envelope = open(&bytes, &DIGEST, 1).unwrap();
+        assert_eq!(
+            envelope,
+            Envelope {
+                created_at_ms: 1_700_000_000_000,
+                ttl: TTL,
+                body: b"body bytes"
+            }
+        );
+    }
+
+    #[test]
+    fn empty_body_round_trips() {
+        let bytes = seal(&DIGEST, 1, TTL, b"");
+        assert_eq!(open(&bytes, &DIGEST, 1).unwrap().body, b"");
+    }
+
+    #[test]
+    fn every_rejection() {
+        let good = sealed();
+        let with = |at: usize, value: u8| {
+            let mut bytes = good.clone();
+            bytes[at] = value;
+            bytes
+        };
+        let cases: Vec<(Vec<u8>, EnvelopeError)> = vec![
+            (Vec::new(), EnvelopeError::TooShort(0)),
+            (
+                good[..HEADER_LEN - 1].to_vec(),
+                EnvelopeError::TooShort(HEADER_LEN - 1),
+            ),
+            (with(0, b'X'), EnvelopeError::BadMagic),
+            (with(4, 2), EnvelopeError::UnsupportedVersion(2)),
+            (
+                with(5, 9),
+                EnvelopeError::CodecMismatch {
+                    expected: 1,
+                    found: 9,
+                },
+            ),
+            (with(7, 1), EnvelopeError::UnknownFlags(0x0100)),
+            (
+                good[..good.len() - 1].to_vec(),
+                EnvelopeError::LengthMismatch {
+                    declared: 10,
+                    actual: 9,
+                },
+            ),
+            (
+                [good.as_slice(), b"!"].concat(),
+                EnvelopeError::LengthMismatch {
+                    declared: 10,
+                    actual: 11,
+                },
+            ),
+            (with(HEADER_LEN, b'B'), EnvelopeError::ChecksumMismatch),
+            (with(8, 0), EnvelopeError::ChecksumMismatch),
+            (with(45, 0xff), EnvelopeError::ChecksumMismatch),
+            (
+                seal(&[0xcd; 32], 1, TTL, b"body bytes"),
+                EnvelopeError::DigestMismatch,
+            ),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(
+                open(&bytes, &DIGEST, 1),
+                Err(expected.clone()),
+                "{expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for len in 0..300 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect();
+            assert!(open(&bytes, &DIGEST, 1).is_err());
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! Cache keys: `{namespace}:{version}:{domain}[:{segment}…]:{hex(sha256)[..n]}`.
+//!
+//! The readable prefix lets operators find and clear a domain with
+//! `SCAN MATCH`; the hash keeps keys short and arguments out of Redis. The
+//! full 32-byte digest travels in the payload envelope, so two inputs whose
+//! truncated hashes collide are told apart on read instead of returning one
+//! request's value to the other.
+
+use std::fmt::{self, Write as _};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// The namespace used when none is configured (`CACHE_NAMESPACE`).
+pub const DEFAULT_NAMESPACE: &str = "meridian";
+/// The key version used when none is given.
+pub const DEFAULT_VERSION: &str = "v1";
+/// Hex characters of the hash shown in a key when not set otherwise.
+pub const DEFAULT_HASH_LEN: usize = 16;
+/// The shortest hash a key may carry (32 bits).
+pub const MIN_HASH_LEN: usize = 8;
+/// The longest hash a key may carry (the whole SHA-256).
+pub const MAX_HASH_LEN: usize = 64;
+/// Plain segments longer than this are cut in the key (they stay whole in the hash).
+const MAX_SEGMENT_LEN: usize = 64;
+
+/// Domain-separates this hash from any other use of SHA-256 and versions the
+/// input layout: changing how the input is framed must change every key.
+const HASH_CONTEXT: &[u8] = b"cached-redis/key/1\0";
+
+/// Why a key could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The domain is empty or uses characters outside `[a-z0-9_-]`.
+    #[error("invalid domain {0:?}: use one or more of a-z, 0-9, '_' and '-'")]
+    InvalidDomain(String),
+    /// The version is empty or uses characters outside `[A-Za-z0-9_.-]`.
+    #[error("invalid version {0:?}: use one or more of A-Z, a-z, 0-9, '_', '.' and '-'")]
+    InvalidVersion(String),
+    /// The namespace is empty or uses characters outside `[A-Za-z0-9_.-]`.
+    #[error("invalid namespace {0:?}: use one or more of A-Z, a-z, 0-9, '_', '.' and '-'")]
+    InvalidNamespace(String),
+    /// The requested hash length is outside `8..=64` hex characters.
+    #[error("hash length {0} is outside {MIN_HASH_LEN}..={MAX_HASH_LEN}")]
+    InvalidHashLen(usize),
+    /// A key part could not be serialized.
+    #[error("a key part could not be serialized: {0}")]
+    Encode(#[from] postcard::Error),
+}
+
+/// A finished key: the Redis key string and the digest of everything in it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    key: String,
+    digest: [u8; 32],
+}
+
+impl CacheKey {
+    /// The Redis key, e.g. `meridian:v1:natal:3f9a0c1d2e4b5a69`.
+    pub fn as_str(&self) -> &str {
+        &self.key
+    }
+
+    /// SHA-256 of the whole key input; stored in the envelope and checked on read.
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+}
+
+impl fmt::Display for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.key)
+    }
+}
+
+impl fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CacheKey").field(&self.key).finish()
+    }
+}
+
+/// Builds a [`CacheKey`] from a domain, a version and serializable parts.
+///
+/// Parts are hashed in the order given, each as its own length-prefixed
+/// postcard encoding, so equal parts always give equal keys and
+/// `("ab", "c")` never meets `("a", "bc")`.
+///
+/// ```
+/// use cached_redis_core::KeyBuilder;
+///
+/// let key = KeyBuilder::new("batch")
+///     .segment(&500)
+///     .hash_len(12)
+///     .part(&("natal", 1990_u16))?
+///     .build()?;
+/// assert!(key.as_str().starts_with("meridian:v1:batch:500:"));
+/// assert_eq!(key.as_str().len(), "meridian:v1:batch:500:".len() + 12);
+/// # Ok::<(), cached_redis_core::KeyError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct KeyBuilder {
+    namespace: String,
+    version: String,
+    domain: String,
+    function: String,
+    schema: Option<[u8; 32]>,
+    segments: Vec<String>,
+    hash_len: usize,
+    parts: Vec<u8>,
+}
+
+impl KeyBuilder {
+    /// Starts a key in `domain` with the default namespace, version and hash length.
+    pub fn new(domain: impl Into<String>) -> Self {
+        KeyBuilder {
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            version: DEFAULT_VERSION.to_owned(),
+            domain: domain.into(),
+            function: String::new(),
+            schema: None,
+            segments: Vec::new(),
+            hash_len: DEFAULT_HASH_LEN,
+            parts: Vec::new(),
+        }
+    }
+
+    /// Sets the namespace (first key segment).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// Sets the version (second key segment); bump it to invalidate a domain.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// Names the function whose results this key caches, so two functions
+    /// with equal arguments in one domain never share a key. Hashed, not shown.
+    pub fn function(mut self, function: impl Into<String>) -> Self {
+        self.function = function.into();
+        self
+    }
+
+    /// Adds the fingerprint of the cached value's type, so a changed type
+    /// gets new keys. Hashed, not shown.
+    pub fn schema(mut self, fingerprint: [u8; 32]) -> Self {
+        self.schema = Some(fingerprint);
+        self
+    }
+
+    /// Adds a plain segment before the hash, rendered with `Display`.
+    ///
+    /// Characters outside `[A-Za-z0-9_.-]` are shown as `_` and long values
+    /// are cut, so a segment can never break the key's shape or a `SCAN`
+    /// pattern; the exact value is hashed, so two values that look alike in
+    /// the key still get different keys.
+    pub fn segment(mut self, value: &dyn fmt::Display) -> Self {
+        self.segments.push(value.to_string());
+        self
+    }
+
+    /// Sets how many hex characters of the hash the key shows (8–64, default 16).
+    pub fn hash_len(mut self, hex_chars: usize) -> Self {
+        self.hash_len = hex_chars;
+        self
+    }
+
+    /// Hashes one more part.
+    pub fn part<T: Serialize + ?Sized>(mut self, part: &T) -> Result<Self, KeyError> {
+        self.push_part(part)?;
+        Ok(self)
+    }
+
+    /// Hashes one more part in place (what generated code uses).
+    pub fn push_part<T: Serialize + ?Sized>(&mut self, part: &T) -> Result<(), KeyError> {
+        // Reserve the length prefix, encode in place, then patch the length:
+        // one buffer for all parts, no per-part allocation.
+        let start = self.parts.len();
+        self.parts.extend_from_slice(&[0; 4]);
+        let parts = std::mem::take(&mut self.parts);
+        self.parts = postcard::to_extend(part, parts)?;
+        let len = u32::try_from(self.parts.len() - start - 4)
+            .map_err(|_| KeyError::Encode(postcard::Error::SerializeBufferFull))?;
+        self.parts[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        Ok(())
+    }
+
+    /// Pushes a plain segment in place (what generated code uses).
+    pub fn push_segment(&mut self, value: &dyn fmt::Display) {
+        self.segments.push(value.to_string());
+    }
+
+    /// Validates the pieces and produces the key.
+    pub fn build(&self) -> Result<CacheKey, KeyError> {
+        validate(&self.domain, is_domain_char)
+            .map_err(|()| KeyError::InvalidDomain(self.domain.clone()))?;
+        validate(&self.version, is_label_char)
+            .map_err(|()| KeyError::InvalidVersion(self.version.clone()))?;
+        validate(&self.namespace, is_label_char)
+            .map_err(|()| KeyError::InvalidNamespace(self.namespace.clone()))?;
+        if !(MIN_HASH_LEN..=MAX_HASH_LEN).contains(&self.hash_len) {
+            return Err(KeyError::InvalidHashLen(self.hash_len));
+        }
+
+        let digest = self.digest();
+        let mut key = String::with_capacity(
+            self.namespace.len() + self.version.len() + self.domain.len() + self.hash_len + 3,
+        );
+        key.push_str(&self.namespace);
+        key.push(':');
+        key.push_str(&self.version);
+        key.push(':');
+        key.push_str(&self.domain);
+        key.push(':');
+        for segment in &self.segments {
+            push_sanitized(&mut key, segment);
+            key.push(':');
+        }
+        for byte in &digest[..self.hash_len.div_ceil(2)] {
+            // Writing to a String cannot fail.
+            let _ = write!(key, "{byte:02x}");
+        }
+        key.truncate(key.len() - (self.hash_len % 2));
+        Ok(CacheKey { key, digest })
+    }
+
+    fn digest(&self) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(HASH_CONTEXT);
+        for field in [&self.namespace, &self.version, &self.domain, &self.function] {
+            framed(&mut hasher, field.as_bytes());
+        }
+        match &self.schema {
+            Some(fingerprint) => framed(&mut hasher, fingerprint),
+            None => framed(&mut hasher, &[]),
+        }
+        hasher.update((self.segments.len() as u64).to_le_bytes());
+        for segment in &self.segments {
+            framed(&mut hasher, segment.as_bytes());
+        }
+        framed(&mut hasher, &self.parts);
+        hasher.finalize().into()
+    }
+}
+
+/// Builds `meridian:{version}:{domain}:{16 hex}` from one serializable value
+/// (use a tuple for several parts).
+///
+/// ```
+/// let key = cached_redis_core::build_key("natal", &("1990-01-01", 51.5_f64), "v1")?;
+/// assert!(key.as_str().starts_with("meridian:v1:natal:"));
+/// # Ok::<(), cached_redis_core::KeyError>(())
+/// ```
+pub fn build_key<P: Serialize + ?Sized>(
+    domain: &str,
+    parts: &P,
+    version: &str,
+) -> Result<CacheKey, KeyError> {
+    KeyBuilder::new(domain)
+        .version(version)
+        .part(parts)?
+        .build()
+}
+
+/// The `SCAN MATCH` pattern prefix of one namespace + version + domain.
+pub(crate) fn domain_prefix(
+    namespace: &str,
+    version: &str,
+    domain: &str,
+) -> Result<String, KeyError> {
+    validate(domain, is_domain_char).map_err(|()| KeyError::InvalidDomain(domain.to_owned()))?;
+    validate(version, is_label_char).map_err(|()| KeyError::InvalidVersion(version.to_owned()))?;
+    validate(namespace, is_label_char)
+        .map_err(|()| KeyError::InvalidNamespace(namespace.to_owned()))?;
+    Ok(format!("{namespace}:{version}:{domain}:"))
+}
+
+/// `true` when `namespace` may start a key (used to check `CACHE_NAMESPACE`).
+pub(crate) fn is_valid_namespace(namespace: &str) -> bool {
+    validate(namespace, is_label_char).is_ok()
+}
+
+fn framed(hasher: &mut Sha256, bytes: &[u8]) {
+    hasher.update((bytes.len() as u64).to_le_bytes());
+    hasher.update(bytes);
+}
+
+fn validate(text: &str, allowed: fn(u8) -> bool) -> Result<(), ()> {
+    if !text.is_empty() && text.bytes().all(allowed) {
+        Ok(())
+    } else {
+        Err(())
+    }
+}
+
+fn is_domain_char(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+}
+
+fn is_label_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.'
+}
+
+fn push_sanitized(key: &mut String, segment: &str) {
+    if segment.is_empty() {
+        key.push('_');
+        return;
+    }
+    for c in segment.chars().take(MAX_SEGMENT_LEN) {
+        key.push(if c.is_ascii() && is_label_char(c as u8) {
+            c
+        } else {
+            '_'
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash_of(key: &CacheKey) -> &str {
+        key.as_str().rsplit(':').next().unwrap_or_default()
+    }
+
+    #[test]
+    fn key_has_the_documented_shape() {
+        let key = build_key("natal", &("1990-01-01", 12_u8), "v1").unwrap();
+        let (prefix, hash) = key.as_str().rsplit_once(':').unwrap();
+        assert_eq!(prefix, "meridian:v1:natal");
+        assert_eq!(hash.len(), 16);
+        assert!(
+            hash.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_eq!(hash, hex(&key.digest()[..8]));
+    }
+
+    #[test]
+    fn equal_parts_give_equal_keys() {
+        let a = build_key("natal", &("x", 1_u32), "v1").unwrap();
+        let b = build_key("natal", &("x", 1_u32), "v1").unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn part_boundaries_are_unambiguous() {
+        let split = |a: &str, b: &str| {
+            KeyBuilder::new("d")
+                .part(a)
+                .unwrap()
+                .part(b)
+                .unwrap()
+                .build()
+                .unwrap()
+        };
+        assert_ne!(split("ab", "c"), split("a", "bc"));
+        assert_ne!(split("", "abc"), split("abc", ""));
+    }
+
+    #[test]
+    fn every_input_changes_the_hash() {
+        let base = || KeyBuilder::new("d").part(&1_u8).unwrap();
+        let keys = [
+            base().build().unwrap(),
+            base().namespace("other").build().unwrap(),
+            base().version("v2").build().unwrap(),
+            base().function("crate::f").build().unwrap(),
+            base().schema([7; 32]).build().unwrap(),
+            base().part(&2_u8).unwrap().build().unwrap(),
+            KeyBuilder::new("d").part(&2_u8).unwrap().build().unwrap(),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a.digest(), b.digest(), "{a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn segments_are_shown_and_hashed_raw() {
+        let key = |seg: &str| {
+            KeyBuilder::new("batch")
+                .segment(&seg)
+                .hash_len(12)
+                .part(&())
+                .unwrap()
+                .build()
+                .unwrap()
+        };
+        let plain = key("500");
+        assert!(plain.as_str().starts_with("meridian:v1:batch:500:"));
+        assert_eq!(hash_of(&plain).len(), 12);
+        let (odd, lookalike) = (key("a:b*"), key("a_b_"));
+        assert!(odd.as_str().starts_with("meridian:v1:batch:a_b_:"));
+        assert_ne!(odd.digest(), lookalike.digest());
+        assert!(key("").as_str().starts_with("meridian:v1:batch:_:"));
+    }
+
+    #[test]
+    fn odd_hash_lengths_are_exact() {
+        for len in [MIN_HASH_LEN, 9, 33, MAX_HASH_LEN] {
+            let key = KeyBuilder::new("d").hash_len(len).build().unwrap();
+            assert_eq!(hash_of(&key).len(), len);
+        }
+    }
+
+    #[test]
+    fn rejects_bad_labels() {
+        assert!(matches!(
+            build_key("Natal", &(), "v1"),
+            Err(KeyError::InvalidDomain(_))
+        ));
+        assert!(matches!(
+            build_key("na:tal", &(), "v1"),
+            Err(KeyError::InvalidDomain(_))
+        ));
+        assert!(matches!(
+            build_key("", &(), "v1"),
+            Err(KeyError::InvalidDomain(_))
+        ));
+        assert!(matches!(
+            build_key("natal", &(), "v*"),
+            Err(KeyError::InvalidVersion(_))
+        ));
+        let ns = KeyBuilder::new("d").namespace("a b").build();
+        assert!(matches!(ns, Err(KeyError::InvalidNamespace(_))));
+        let short = KeyBuilder::new("d").hash_len(7).build();
+        assert!(matches!(short, Err(KeyError::InvalidHashLen(7))));
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}

@@ -1,0 +1,181 @@
+//! Which results are cached, chosen by the function's return type.
+//!
+//! `Result<T, E>` caches `Ok` only and `Option<T>` caches `Some` only; any
+//! other `T` is cached as is. The choice is made by the type, not by how the
+//! return type is spelled, so `io::Result<T>` is a `Result` and a user type
+//! named `Result` is not. It uses method resolution through references
+//! ("autoref specialization"): generated code calls
+//! `(&&&Probe::<R>::new()).__cached_redis_policy()`, and the impl for the
+//! most specific matching shape wins.
+
+use std::marker::PhantomData;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// How a function's output maps to the value stored.
+pub trait Policy {
+    /// The function's return type.
+    type Output;
+    /// The type stored in the cache.
+    type Stored: Serialize + DeserializeOwned;
+    /// The part of `output` worth storing, if any.
+    fn storable<'a>(&self, output: &'a Self::Output) -> Option<&'a Self::Stored>;
+    /// Rebuilds the output from a stored value.
+    fn restore(&self, stored: Self::Stored) -> Self::Output;
+}
+
+/// Stores every value.
+pub struct Plain<T>(PhantomData<fn() -> T>);
+/// Stores `Ok` values; an `Err` is returned and never stored.
+pub struct OkOnly<T, E>(PhantomData<fn() -> (T, E)>);
+/// Stores `Some` values; `None` is returned and never stored.
+pub struct SomeOnly<T>(PhantomData<fn() -> T>);
+
+impl<T> Plain<T> {
+    /// Used for `cache_none = true`, where `None` is a value like any other.
+    pub fn new() -> Self {
+        Plain(PhantomData)
+    }
+}
+
+impl<T> Default for Plain<T> {
+    fn default() -> Self {
+        Plain::new()
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Policy for Plain<T> {
+    type Output = T;
+    type Stored = T;
+    fn storable<'a>(&self, output: &'a T) -> Option<&'a T> {
+        Some(output)
+    }
+    fn restore(&self, stored: T) -> T {
+        stored
+    }
+}
+
+impl<T: Serialize + DeserializeOwned, E> Policy for OkOnly<T, E> {
+    type Output = Result<T, E>;
+    type Stored = T;
+    fn storable<'a>(&self, output: &'a Result<T, E>) -> Option<&'a T> {
+        output.as_ref().ok()
+    }
+    fn restore(&self, stored: T) -> Result<T, E> {
+        Ok(stored)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Policy for SomeOnly<T> {
+    type Output = Option<T>;
+    type Stored = T;
+    fn storable<'a>(&self, output: &'a Option<T>) -> Option<&'a T> {
+        output.as_ref()
+    }
+    fn restore(&self, stored: T) -> Option<T> {
+        Some(stored)
+    }
+}
+
+/// Names a return type for policy selection.
+pub struct Probe<R>(PhantomData<fn() -> R>);
+
+impl<R> Probe<R> {
+    /// A probe for `R`.
+    pub fn new() -> Self {
+        Probe(PhantomData)
+    }
+}
+
+impl<R> Default for Probe<R> {
+    fn default() -> Self {
+        Probe::new()
+    }
+}
+
+/// Selected for `Result<T, E>`.
+pub trait ViaResult {
+    /// The selected policy.
+    type Policy;
+    /// Returns the policy.
+    fn __cached_redis_policy(&self) -> Self::Policy;
+}
+
+/// Selected for `Option<T>`.
+pub trait ViaOption {
+    /// The selected policy.
+    type Policy;
+    /// Returns the policy.
+    fn __cached_redis_policy(&self) -> Self::Policy;
+}
+
+/// Selected for every other type.
+pub trait ViaPlain {
+    /// The selected policy.
+    type Policy;
+    /// Returns the policy.
+    fn __cached_redis_policy(&self) -> Self::Policy;
+}
+
+impl<T: Serialize + DeserializeOwned, E> ViaResult for &&Probe<Result<T, E>> {
+    type Policy = OkOnly<T, E>;
+    fn __cached_redis_policy(&self) -> OkOnly<T, E> {
+        OkOnly(PhantomData)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> ViaOption for &Probe<Option<T>> {
+    type Policy = SomeOnly<T>;
+    fn __cached_redis_policy(&self) -> SomeOnly<T> {
+        SomeOnly(PhantomData)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> ViaPlain for Probe<T> {
+    type Policy = Plain<T>;
+    fn __cached_redis_policy(&self) -> Plain<T> {
+        Plain(PhantomData)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy_name<P>(_: &P) -> &'static str {
+        let path = std::any::type_name::<P>()
+            .split('<')
+            .next()
+            .unwrap_or_default();
+        path.rsplit("::").next().unwrap_or_default()
+    }
+
+    mod shadow {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        pub struct Result<T>(pub T);
+    }
+
+    #[test]
+    #[allow(clippy::needless_borrow)] // the borrows are the selection mechanism
+    fn selection_follows_the_type_not_its_spelling() {
+        let result = (&&&Probe::<std::io::Result<u8>>::new()).__cached_redis_policy();
+        assert!(policy_name(&result).starts_with("OkOnly"));
+        let option = (&&&Probe::<Option<u8>>::new()).__cached_redis_policy();
+        assert!(policy_name(&option).starts_with("SomeOnly"));
+        let plain = (&&&Probe::<Vec<u8>>::new()).__cached_redis_policy();
+        assert!(policy_name(&plain).starts_with("Plain"));
+        let shadowed = (&&&Probe::<shadow::Result<u8>>::new()).__cached_redis_policy();
+        assert!(policy_name(&shadowed).starts_with("Plain"));
+    }
+
+    #[test]
+    fn ok_and_some_only() {
+        let ok = OkOnly::<u8, ()>(PhantomData);
+        assert_eq!(ok.storable(&Ok(1)), Some(&1));
+        assert_eq!(ok.storable(&Err(())), None);
+        let some = SomeOnly::<u8>(PhantomData);
+        assert_eq!(some.storable(&None), None);
+        assert_eq!(some.restore(3), Some(3));
+    }
+}

@@ -1,0 +1,295 @@
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError, Script, Value};
+use tokio::sync::watch;
+use tokio::time::timeout;
+
+use super::{Bytes, Store, StoreError, StoreStats};
+
+/// Keys removed per `UNLINK` while clearing a domain.
+const CLEAR_BATCH: usize = 500;
+
+/// Deletes the key only while it still holds the bytes we judged bad, so a
+/// valid value written meanwhile by another process survives.
+const DELETE_IF_UNCHANGED: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('UNLINK', KEYS[1])
+end
+return 0";
+
+/// Deletes the key only while it still holds a non-string value.
+const DELETE_IF_NOT_STRING: &str = r"
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'string' and kind ~= 'none' then
+  return redis.call('UNLINK', KEYS[1])
+end
+return 0";
+
+/// A Redis store: lazily connected, every operation under a deadline.
+///
+/// Its futures must run on a tokio runtime; the [`Runtime`](crate::Runtime)
+/// runs them on its own I/O thread so that cached functions work from any
+/// context.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    op_timeout: Duration,
+    connect_timeout: Duration,
+    slot: Mutex<Slot>,
+    errors: AtomicU64,
+    delete_if_unchanged: Script,
+    delete_if_not_string: Script,
+}
+
+/// The shared connection. Connecting happens in a task of its own so that a
+/// caller giving up at its deadline does not abort the attempt for the others.
+enum Slot {
+    Empty,
+    Connecting(watch::Receiver<Option<Result<MultiplexedConnection, String>>>),
+    Ready(MultiplexedConnection),
+}
+
+impl RedisStore {
+    /// A store for `url`. Nothing connects until the first operation.
+    pub fn new(
+        url: &str,
+        op_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let client = Client::open(url)?;
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                client,
+                op_timeout,
+                connect_timeout,
+                slot: Mutex::new(Slot::Empty),
+                errors: AtomicU64::new(0),
+                delete_if_unchanged: Script::new(DELETE_IF_UNCHANGED),
+                delete_if_not_string: Script::new(DELETE_IF_NOT_STRING),
+            }),
+        })
+    }
+
+    /// Deletes `key` if it still holds exactly `bad`; returns whether it did.
+    pub async fn purge(&self, key: &str, bad: Bytes) -> Result<bool, StoreError> {
+        let script = &self.inner.delete_if_unchanged;
+        let deleted: i64 = self
+            .run(|mut c| async move { script.key(key).arg(&*bad).invoke_async(&mut c).await })
+            .await?;
+        Ok(deleted > 0)
+    }
+
+    /// Deletes `key` if it holds a non-string value; returns whether it did.
+    pub async fn purge_wrong_type(&self, key: &str) -> Result<bool, StoreError> {
+        let script = &self.inner.delete_if_not_string;
+        let deleted: i64 = self
+            .run(|mut c| async move { script.key(key).invoke_async(&mut c).await })
+            .await?;
+        Ok(deleted > 0)
+    }
+
+    /// Runs one command on the shared connection within the operation deadline.
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let deadline = self.inner.op_timeout;
+        let result = match timeout(deadline, async {
+            let conn = self.connection().await?;
+            op(conn).await.map_err(StoreError::from)
+        })
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Timeout(deadline)),
+        };
+        if let Err(err) = &result {
+            self.inner.errors.fetch_add(1, Ordering::Relaxed);
+            if let StoreError::Redis(redis_err) = err
+                && (redis_err.is_unrecoverable_error() || redis_err.is_connection_dropped())
+            {
+                self.reset();
+            }
+        }
+        result
+    }
+
+    async fn connection(&self) -> Result<MultiplexedConnection, StoreError> {
+        let mut receiver = {
+            let mut slot = self
+                .inner
+                .slot
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match &*slot {
+                Slot::Ready(conn) => return Ok(conn.clone()),
+                Slot::Connecting(receiver) => receiver.clone(),
+                Slot::Empty => {
+                    let (sender, receiver) = watch::channel(None);
+                    *slot = Slot::Connecting(receiver.clone());
+                    tokio::spawn(self.clone().connect(sender));
+                    receiver
+                }
+            }
+        };
+        let outcome = receiver
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| StoreError::IoUnavailable)?;
+        match outcome.as_ref() {
+            Some(Ok(conn)) => Ok(conn.clone()),
+            Some(Err(reason)) => Err(StoreError::Redis(RedisError::from((
+                ErrorKind::Io,
+                "connecting to Redis failed",
+                reason.clone(),
+            )))),
+            None => Err(StoreError::IoUnavailable),
+        }
+    }
+
+    async fn connect(self, sender: watch::Sender<Option<Result<MultiplexedConnection, String>>>) {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.inner.connect_timeout))
+            // Our own deadline governs each operation; this is only a backstop.
+            .set_response_timeout(Some(self.inner.op_timeout.saturating_mul(4)));
+        let attempt = timeout(
+            self.inner.connect_timeout,
+            self.inner
+                .client
+                .get_multiplexed_async_connection_with_config(&config),
+        )
+        .await;
+        let outcome = match attempt {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err(format!(
+                "no connection within {:?}",
+                self.inner.connect_timeout
+            )),
+        };
+        {
+            let mut slot = self
+                .inner
+                .slot
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            *slot = match &outcome {
+                Ok(conn) => Slot::Ready(conn.clone()),
+                Err(reason) => {
+                    tracing::debug!(%reason, "redis connection attempt failed");
+                    Slot::Empty
+                }
+            };
+        }
+        sender.send_replace(Some(outcome));
+    }
+
+    /// Drops a connection that has failed so the next operation reconnects.
+    fn reset(&self) {
+        let mut slot = self
+            .inner
+            .slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if matches!(*slot, Slot::Ready(_)) {
+            *slot = Slot::Empty;
+        }
+    }
+}
+
+impl Store for RedisStore {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        {
+            let value: Value = self
+                .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+                .await
+                .map_err(|err| match err {
+                    StoreError::Redis(e) if e.code() == Some("WRONGTYPE") => StoreError::WrongType,
+                    other => other,
+                })?;
+            match value {
+                Value::Nil => Ok(None),
+                Value::BulkString(bytes) => Ok(Some(bytes.into())),
+                _ => Err(StoreError::WrongType),
+            }
+        }
+    }
+
+    fn set(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        // Redis rejects PX 0; a sub-millisecond TTL rounds up rather than failing.
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        async move {
+            self.run(|mut c| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(&*value)
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.run(|mut c| async move { redis::cmd("UNLINK").arg(key).query_async(&mut c).await })
+            .await
+    }
+
+    fn clear(&self, prefix: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let pattern = format!("{prefix}*");
+        async move {
+            let mut cursor: u64 = 0;
+            let mut removed = 0;
+            loop {
+                let pattern = &pattern;
+                let (next, keys): (u64, Vec<String>) = self
+                    .run(|mut c| async move {
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(pattern)
+                            .arg("COUNT")
+                            .arg(CLEAR_BATCH)
+                            .query_async(&mut c)
+                            .await
+                    })
+                    .await?;
+                for batch in keys.chunks(CLEAR_BATCH) {
+                    let unlinked: u64 = self
+                        .run(|mut c| async move {
+                            redis::cmd("UNLINK").arg(batch).query_async(&mut c).await
+                        })
+                        .await?;
+                    removed += unlinked;
+                }
+                if next == 0 {
+                    return Ok(removed);
+                }
+                cursor = next;
+            }
+        }
+    }
+
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            entries: None,
+            errors: self.inner.errors.load(Ordering::Relaxed),
+        }
+    }
+}

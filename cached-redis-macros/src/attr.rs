@@ -1,0 +1,286 @@
+//! Parsing and checking the attribute's options.
+//!
+//! Options are first parsed into a generic `key = value` / `key(list)` shape,
+//! then each is checked on its own, so one run reports every mistake.
+
+use proc_macro2::{Span, TokenStream};
+use syn::ext::IdentExt as _;
+use syn::parse::{Parse, ParseStream, Parser as _};
+use syn::punctuated::Punctuated;
+use syn::{Expr, ExprLit, Ident, Lit, LitInt, LitStr, Path, Token, parenthesized};
+
+const KNOWN: &str =
+    "domain, ttl, version, skip, segments, key, hash_len, cache_none, runtime, crate";
+
+/// The checked options of one `#[redis_cached(...)]`.
+pub(crate) struct Args {
+    pub domain: LitStr,
+    pub ttl: Option<Ttl>,
+    pub version: Option<LitStr>,
+    pub skip: Vec<Ident>,
+    pub segments: Vec<Ident>,
+    pub key: Option<(Ident, Expr)>,
+    pub hash_len: Option<LitInt>,
+    pub cache_none: bool,
+    pub runtime: Option<Expr>,
+    pub krate: Option<Path>,
+}
+
+pub(crate) enum Ttl {
+    Seconds(LitInt),
+    Text(LitStr),
+}
+
+/// Collects errors so all of them are reported together.
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(first) => first.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    pub fn spanned(&mut self, tokens: impl quote::ToTokens, message: impl std::fmt::Display) {
+        self.push(syn::Error::new_spanned(tokens, message));
+    }
+
+    pub fn finish(self) -> Result<(), syn::Error> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+struct RawArg {
+    name: Ident,
+    value: RawValue,
+}
+
+enum RawValue {
+    Flag,
+    Eq(Expr),
+    List(Punctuated<Ident, Token![,]>),
+}
+
+impl Parse for RawArg {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        // `parse_any` so `crate = ...` parses like any other key.
+        let name = Ident::parse_any(input)?;
+        let value = if input.peek(Token![=]) {
+            input.parse::<Token![=]>()?;
+            RawValue::Eq(input.parse()?)
+        } else if input.peek(syn::token::Paren) {
+            let content;
+            parenthesized!(content in input);
+            RawValue::List(content.parse_terminated(Ident::parse_any, Token![,])?)
+        } else {
+            RawValue::Flag
+        };
+        Ok(RawArg { name, value })
+    }
+}
+
+impl Args {
+    pub fn parse(tokens: TokenStream) -> Result<Args, syn::Error> {
+        let raw = Punctuated::<RawArg, Token![,]>::parse_terminated.parse2(tokens)?;
+        let mut errors = Errors::default();
+        let mut seen: Vec<String> = Vec::new();
+        let mut domain = None;
+        let mut domain_given = false;
+        let mut args = Args {
+            domain: LitStr::new("", Span::call_site()),
+            ttl: None,
+            version: None,
+            skip: Vec::new(),
+            segments: Vec::new(),
+            key: None,
+            hash_len: None,
+            cache_none: false,
+            runtime: None,
+            krate: None,
+        };
+        for RawArg { name, value } in raw {
+            let key = name.to_string();
+            if seen.contains(&key) {
+                errors.spanned(&name, format_args!("duplicate option `{key}`"));
+                continue;
+            }
+            seen.push(key.clone());
+            domain_given |= key == "domain";
+            let result = match key.as_str() {
+                "domain" => string(&name, value)
+                    .and_then(check_domain)
+                    .map(|lit| domain = Some(lit)),
+                "version" => string(&name, value)
+                    .and_then(check_version)
+                    .map(|lit| args.version = Some(lit)),
+                "ttl" => ttl(&name, value).map(|ttl| args.ttl = Some(ttl)),
+                "skip" => list(&name, value).map(|idents| args.skip = idents),
+                "segments" => list(&name, value).map(|idents| args.segments = idents),
+                "key" => expr(&name, value).map(|expr| args.key = Some((name.clone(), expr))),
+                "hash_len" => hash_len(&name, value).map(|lit| args.hash_len = Some(lit)),
+                "cache_none" => boolean(&name, value).map(|flag| args.cache_none = flag),
+                "runtime" => expr(&name, value).map(|expr| args.runtime = Some(expr)),
+                "crate" => path(&name, value).map(|path| args.krate = Some(path)),
+                _ => Err(syn::Error::new_spanned(
+                    &name,
+                    format_args!("unknown option `{key}`; expected one of: {KNOWN}"),
+                )),
+            };
+            if let Err(error) = result {
+                errors.push(error);
+            }
+        }
+        for (what, idents) in [("skip", &args.skip), ("segments", &args.segments)] {
+            for (i, ident) in idents.iter().enumerate() {
+                if idents[..i].contains(ident) {
+                    errors.spanned(ident, format_args!("`{ident}` is listed twice in `{what}`"));
+                }
+            }
+        }
+        match domain {
+            Some(lit) => args.domain = lit,
+            // An invalid domain was reported where it was written.
+            None if domain_given => {}
+            None => errors.push(syn::Error::new(
+                Span::call_site(),
+                "missing `domain = \"...\"`: every cached function needs a domain, e.g. #[redis_cached(domain = \"natal\")]",
+            )),
+        }
+        errors.finish().map(|()| args)
+    }
+}
+
+fn expr(name: &Ident, value: RawValue) -> syn::Result<Expr> {
+    match value {
+        RawValue::Eq(expr) => Ok(expr),
+        _ => Err(syn::Error::new_spanned(
+            name,
+            format_args!("expected `{name} = <expression>`"),
+        )),
+    }
+}
+
+/// `form` describes the value in errors; `example` shows one.
+fn literal(name: &Ident, value: RawValue, form: &str, example: &str) -> syn::Result<Lit> {
+    match value {
+        RawValue::Eq(Expr::Lit(ExprLit { lit, .. })) => Ok(lit),
+        RawValue::Eq(other) => Err(syn::Error::new_spanned(
+            other,
+            format_args!("expected {form}"),
+        )),
+        _ => Err(syn::Error::new_spanned(
+            name,
+            format_args!("expected `{name} = {example}`"),
+        )),
+    }
+}
+
+fn string(name: &Ident, value: RawValue) -> syn::Result<LitStr> {
+    match literal(name, value, "a string literal", "\"...\"")? {
+        Lit::Str(lit) => Ok(lit),
+        other => Err(syn::Error::new_spanned(other, "expected a string literal")),
+    }
+}
+
+fn boolean(name: &Ident, value: RawValue) -> syn::Result<bool> {
+    match literal(name, value, "`true` or `false`", "true")? {
+        Lit::Bool(lit) => Ok(lit.value),
+        other => Err(syn::Error::new_spanned(other, "expected `true` or `false`")),
+    }
+}
+
+fn list(name: &Ident, value: RawValue) -> syn::Result<Vec<Ident>> {
+    match value {
+        RawValue::List(idents) => Ok(idents.into_iter().collect()),
+        _ => Err(syn::Error::new_spanned(
+            name,
+            format_args!("expected `{name}(argument, ...)`"),
+        )),
+    }
+}
+
+fn path(name: &Ident, value: RawValue) -> syn::Result<Path> {
+    match value {
+        RawValue::Eq(Expr::Path(expr)) if expr.qself.is_none() => Ok(expr.path),
+        RawValue::Eq(Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        })) => lit.parse(),
+        RawValue::Eq(other) => Err(syn::Error::new_spanned(
+            other,
+            "expected a path, e.g. `crate = ::my_cache`",
+        )),
+        _ => Err(syn::Error::new_spanned(name, "expected `crate = path`")),
+    }
+}
+
+fn ttl(name: &Ident, value: RawValue) -> syn::Result<Ttl> {
+    const FORM: &str =
+        "a whole number of seconds or a duration string such as \"90s\", \"15m\", \"1h\", \"1d\"";
+    match literal(name, value, FORM, "3600")? {
+        Lit::Int(lit) => match lit.base10_parse::<u64>() {
+            Ok(0) => Err(syn::Error::new_spanned(
+                lit,
+                "`ttl = 0` would cache nothing; use a positive number of seconds",
+            )),
+            Ok(_) => Ok(Ttl::Seconds(lit)),
+            Err(err) => Err(err),
+        },
+        Lit::Str(lit) => Ok(Ttl::Text(lit)),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format_args!("expected {FORM}"),
+        )),
+    }
+}
+
+fn hash_len(name: &Ident, value: RawValue) -> syn::Result<LitInt> {
+    match literal(name, value, "a number of hex characters from 8 to 64", "12")? {
+        Lit::Int(lit) => match lit.base10_parse::<u8>() {
+            Ok(8..=64) => Ok(lit),
+            _ => Err(syn::Error::new_spanned(
+                lit,
+                "`hash_len` must be from 8 to 64 hex characters",
+            )),
+        },
+        other => Err(syn::Error::new_spanned(
+            other,
+            "expected a number of hex characters from 8 to 64",
+        )),
+    }
+}
+
+fn check_domain(lit: LitStr) -> syn::Result<LitStr> {
+    let ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-';
+    check_label(
+        lit,
+        ok,
+        "domain",
+        "a domain may only use a-z, 0-9, '_' and '-'",
+    )
+}
+
+fn check_version(lit: LitStr) -> syn::Result<LitStr> {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.';
+    check_label(
+        lit,
+        ok,
+        "version",
+        "a version may only use A-Z, a-z, 0-9, '_', '.' and '-'",
+    )
+}
+
+fn check_label(lit: LitStr, ok: fn(u8) -> bool, what: &str, message: &str) -> syn::Result<LitStr> {
+    let value = lit.value();
+    if value.is_empty() {
+        Err(syn::Error::new_spanned(
+            lit,
+            format_args!("the {what} must not be empty"),
+        ))
+    } else if value.bytes().all(ok) {
+        Ok(lit)
+    } else {
+        Err(syn::Error::new_spanned(lit, message))
+    }
+}

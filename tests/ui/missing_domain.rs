@@ -1,0 +1,8 @@
+use cached_redis::redis_cached;
+
+#[redis_cached(ttl = 60)]
+fn natal(day: u32) -> u32 {
+    day
+}
+
+fn main() {}

@@ -13,9 +13,9 @@ pub use std::any::type_name_of_val;
 
 use crate::duration::{DurationError, parse_duration};
 use crate::key::{KeyBuilder, KeyError};
+use crate::runtime::Lookup;
 pub use crate::runtime::Runtime;
 use crate::schema::schema_fingerprint;
-use crate::stats::Outcome;
 
 /// One annotated function, as written in its attribute.
 #[derive(Debug, Clone, Copy)]
@@ -122,9 +122,12 @@ where
     let Some(prepared) = prepare::<P>(runtime, site, input) else {
         return computed(runtime, body.await);
     };
-    let (cached, outcome) = runtime.lookup::<P::Stored>(&prepared.key).await;
-    if let Some(value) = cached {
-        return served(runtime, &prepared, outcome, policy.restore(value));
+    if let Some(value) = served(
+        runtime,
+        &prepared,
+        runtime.lookup::<P::Stored>(&prepared.key).await,
+    ) {
+        return policy.restore(value);
     }
     let output = computed(runtime, body.await);
     finish(runtime, &prepared, &policy, &output);
@@ -147,9 +150,12 @@ where
     let Some(prepared) = prepare::<P>(runtime, site, input) else {
         return computed(runtime, body());
     };
-    let (cached, outcome) = runtime.lookup_blocking::<P::Stored>(&prepared.key);
-    if let Some(value) = cached {
-        return served(runtime, &prepared, outcome, policy.restore(value));
+    if let Some(value) = served(
+        runtime,
+        &prepared,
+        runtime.lookup_blocking::<P::Stored>(&prepared.key),
+    ) {
+        return policy.restore(value);
     }
     let output = computed(runtime, body());
     finish(runtime, &prepared, &policy, &output);
@@ -186,14 +192,21 @@ fn prepare<P: Policy>(runtime: &Runtime, site: &Site, input: KeyInput) -> Option
     }
 }
 
-fn served<T>(runtime: &Runtime, prepared: &Prepared, outcome: Outcome, value: T) -> T {
-    match outcome {
-        Outcome::Hit => runtime.counters().redis_hit(),
-        Outcome::MemoryHit => runtime.counters().memory_hit(),
-        Outcome::Miss => {}
-    }
-    tracing::trace!(key = prepared.key.as_str(), ?outcome, "cache served");
-    value
+/// Counts and logs a lookup; the value, if one was found.
+fn served<T>(runtime: &Runtime, prepared: &Prepared, lookup: Lookup<T>) -> Option<T> {
+    let (value, outcome) = match lookup {
+        Lookup::Redis(value) => {
+            runtime.counters().redis_hit();
+            (value, "hit")
+        }
+        Lookup::Memory(value) => {
+            runtime.counters().memory_hit();
+            (value, "memory_hit")
+        }
+        Lookup::Miss => return None,
+    };
+    tracing::debug!(key = prepared.key.as_str(), outcome, "cached call");
+    Some(value)
 }
 
 fn computed<T>(runtime: &Runtime, output: T) -> T {
@@ -202,6 +215,7 @@ fn computed<T>(runtime: &Runtime, output: T) -> T {
 }
 
 fn finish<P: Policy>(runtime: &Runtime, prepared: &Prepared, policy: &P, output: &P::Output) {
+    tracing::debug!(key = prepared.key.as_str(), outcome = "miss", "cached call");
     if let Some(stored) = policy.storable(output) {
         runtime.store(&prepared.key, stored, prepared.ttl);
     }

@@ -13,13 +13,23 @@ use crate::config::{Config, ConfigError};
 use crate::envelope;
 use crate::io::IoThread;
 use crate::key::{CacheKey, KeyError, domain_prefix};
-use crate::stats::{CacheStats, Counters, Outcome};
+use crate::stats::{CacheStats, Counters};
 use crate::store::{Bytes, MemoryStore, RedisStore, Store, StoreError};
 
 /// Sync callers wait this much longer than the Redis deadline for the I/O
 /// thread's answer before giving up on it, so a busy I/O thread costs a
 /// fallback rather than a hang.
 const BLOCKING_MARGIN: Duration = Duration::from_millis(20);
+
+/// Where a lookup found its value.
+pub(crate) enum Lookup<T> {
+    /// In Redis.
+    Redis(T),
+    /// In this process: the memory cache, or a write still in flight.
+    Memory(T),
+    /// Nowhere: the body must run.
+    Miss,
+}
 
 /// Why [`Runtime::clear`] failed.
 #[derive(Debug, thiserror::Error)]
@@ -232,9 +242,9 @@ impl Runtime {
     }
 
     /// Looks `key` up, from an async caller.
-    pub(crate) async fn lookup<T: DeserializeOwned>(&self, key: &CacheKey) -> (Option<T>, Outcome) {
+    pub(crate) async fn lookup<T: DeserializeOwned>(&self, key: &CacheKey) -> Lookup<T> {
         if let Some(value) = self.local_value(key) {
-            return (Some(value), Outcome::MemoryHit);
+            return Lookup::Memory(value);
         }
         let Some(redis) = &self.inner.redis else {
             return self.memory_value(key);
@@ -252,12 +262,9 @@ impl Runtime {
     }
 
     /// Looks `key` up, from a sync caller; never blocks longer than the Redis deadline.
-    pub(crate) fn lookup_blocking<T: DeserializeOwned>(
-        &self,
-        key: &CacheKey,
-    ) -> (Option<T>, Outcome) {
+    pub(crate) fn lookup_blocking<T: DeserializeOwned>(&self, key: &CacheKey) -> Lookup<T> {
         if let Some(value) = self.local_value(key) {
-            return (Some(value), Outcome::MemoryHit);
+            return Lookup::Memory(value);
         }
         let Some(redis) = &self.inner.redis else {
             return self.memory_value(key);
@@ -282,19 +289,19 @@ impl Runtime {
         decode(&bytes, key).ok()
     }
 
-    fn memory_value<T: DeserializeOwned>(&self, key: &CacheKey) -> (Option<T>, Outcome) {
+    fn memory_value<T: DeserializeOwned>(&self, key: &CacheKey) -> Lookup<T> {
         let Some(memory) = &self.inner.memory else {
-            return (None, Outcome::Miss);
+            return Lookup::Miss;
         };
         let Some(bytes) = memory.lookup(key.as_str()) else {
-            return (None, Outcome::Miss);
+            return Lookup::Miss;
         };
         match decode(&bytes, key) {
-            Ok(value) => (Some(value), Outcome::MemoryHit),
+            Ok(value) => Lookup::Memory(value),
             Err(reason) => {
                 // Only a truncated-hash collision gets here: two inputs, one key.
                 tracing::debug!(key = key.as_str(), %reason, "memory entry rejected");
-                (None, Outcome::Miss)
+                Lookup::Miss
             }
         }
     }
@@ -303,23 +310,23 @@ impl Runtime {
         &self,
         key: &CacheKey,
         read: Result<Option<Bytes>, StoreError>,
-    ) -> (Option<T>, Outcome) {
+    ) -> Lookup<T> {
         match read {
             Ok(Some(bytes)) => match decode(&bytes, key) {
                 Ok(value) => {
                     self.remember(key, &bytes);
-                    (Some(value), Outcome::Hit)
+                    Lookup::Redis(value)
                 }
                 Err(reason) => {
                     tracing::warn!(key = key.as_str(), %reason, "purging an invalid cache entry");
                     self.inner.counters.corrupt();
                     self.purge(key, Some(bytes));
-                    (None, Outcome::Miss)
+                    Lookup::Miss
                 }
             },
             Ok(None) => {
                 self.inner.counters.redis_miss();
-                (None, Outcome::Miss)
+                Lookup::Miss
             }
             Err(StoreError::WrongType) => {
                 tracing::warn!(
@@ -328,7 +335,7 @@ impl Runtime {
                 );
                 self.inner.counters.corrupt();
                 self.purge(key, None);
-                (None, Outcome::Miss)
+                Lookup::Miss
             }
             Err(err) => {
                 tracing::debug!(key = key.as_str(), error = %err, "redis read failed; falling back");

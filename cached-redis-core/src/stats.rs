@@ -2,17 +2,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// How one cached call was served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// Served from Redis.
-    Hit,
-    /// Served from this process's memory (flag off, a write in flight, or Redis failing).
-    MemoryHit,
-    /// Not cached anywhere: the body ran.
-    Miss,
-}
-
 /// Counters since the runtime was built.
 ///
 /// ```

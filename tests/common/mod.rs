@@ -1,0 +1,119 @@
+//! Helpers shared by the integration tests (each test file uses a subset).
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use cached_redis::{Config, Runtime};
+use cached_redis_test_support::{RedisServer, wait_until};
+use serde::{Deserialize, Serialize};
+
+/// Generous bound for background effects (write-behind, expiry) to show.
+pub const SETTLE: Duration = Duration::from_secs(5);
+
+/// A runtime with Redis on, pointed at `url`.
+pub fn redis_runtime(url: &str) -> Runtime {
+    Runtime::new(
+        Config::builder()
+            .redis_enabled(true)
+            .redis_url(url)
+            .build()
+            .expect("valid config"),
+    )
+}
+
+/// A runtime with Redis off (the embedded default), pointed at `url` anyway.
+pub fn memory_runtime(url: &str) -> Runtime {
+    Runtime::new(
+        Config::builder()
+            .redis_enabled(false)
+            .redis_url(url)
+            .build()
+            .expect("valid config"),
+    )
+}
+
+/// Every key on `server` matching `pattern`.
+pub fn keys(server: &RedisServer, pattern: &str) -> Vec<String> {
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg(pattern)
+        .query(&mut server.connection())
+        .expect("KEYS");
+    keys.sort();
+    keys
+}
+
+/// Waits until exactly `count` keys match `pattern`, and returns them.
+pub fn wait_for_keys(server: &RedisServer, pattern: &str, count: usize) -> Vec<String> {
+    let appeared = wait_until(SETTLE, || keys(server, pattern).len() == count);
+    let found = keys(server, pattern);
+    assert!(
+        appeared,
+        "expected {count} keys matching {pattern}, found {found:?}"
+    );
+    found
+}
+
+/// Raw bytes under `key`.
+pub fn raw(server: &RedisServer, key: &str) -> Option<Vec<u8>> {
+    redis::cmd("GET")
+        .arg(key)
+        .query(&mut server.connection())
+        .expect("GET")
+}
+
+/// Overwrites `key` with `bytes`.
+pub fn put(server: &RedisServer, key: &str, bytes: &[u8]) {
+    let () = redis::cmd("SET")
+        .arg(key)
+        .arg(bytes)
+        .query(&mut server.connection())
+        .expect("SET");
+}
+
+/// Counts how often a function body ran.
+#[derive(Default)]
+pub struct Calls(AtomicUsize);
+
+impl Calls {
+    pub fn bump(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NatalRequest {
+    pub born: String,
+    pub lat: f64,
+    pub lon: f64,
+}
+
+impl NatalRequest {
+    pub fn new(born: &str) -> Self {
+        NatalRequest {
+            born: born.to_owned(),
+            lat: 51.48,
+            lon: -0.0015,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Chart {
+    pub born: String,
+    pub sun_longitude: f64,
+}
+
+/// A deterministic stand-in for an expensive computation.
+pub fn compute_chart(req: &NatalRequest) -> Chart {
+    let sun = req.born.bytes().fold(0_u64, |acc, b| {
+        acc.wrapping_mul(31).wrapping_add(u64::from(b))
+    });
+    Chart {
+        born: req.born.clone(),
+        sun_longitude: (sun % 36_000) as f64 / 100.0,
+    }
+}

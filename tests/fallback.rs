@@ -1,0 +1,110 @@
+//! Redis off, or unreachable: correct values, bounded latency, no Redis traffic when off.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use cached_redis::{Config, Runtime, redis_cached};
+use cached_redis_test_support::{Blackhole, ConnectionRecorder, refused_url};
+use common::*;
+
+/// Generous bound for one call while Redis is unavailable (deadline 100 ms).
+const BOUNDED: Duration = Duration::from_secs(1);
+
+#[redis_cached(domain = "natal", ttl = 60, runtime = rt, skip(rt, calls))]
+async fn natal(req: &NatalRequest, rt: &Runtime, calls: &Calls) -> Chart {
+    calls.bump();
+    compute_chart(req)
+}
+
+#[redis_cached(domain = "natal", ttl = 60, runtime = rt, skip(rt, calls))]
+fn natal_sync(req: &NatalRequest, rt: &Runtime, calls: &Calls) -> Chart {
+    calls.bump();
+    compute_chart(req)
+}
+
+#[tokio::test]
+async fn flag_off_never_connects_and_memory_serves() {
+    let recorder = ConnectionRecorder::start();
+    let rt = memory_runtime(&recorder.url());
+    let calls = Calls::default();
+    let req = NatalRequest::new("1990-01-01");
+    for _ in 0..3 {
+        assert_eq!(natal(&req, &rt, &calls).await, compute_chart(&req));
+        assert_eq!(natal_sync(&req, &rt, &calls), compute_chart(&req));
+    }
+    assert_eq!(
+        calls.get(),
+        2,
+        "one computation per function, then memory hits"
+    );
+    assert_eq!(rt.stats().memory_hits, 4);
+    assert!(rt.flush(SETTLE).await);
+    rt.clear("natal", "v1").await.unwrap();
+    assert_eq!(
+        recorder.connections(),
+        0,
+        "Redis was contacted with the flag off"
+    );
+
+    // The recorder does see a runtime with the flag on, so the zero above means something.
+    let on = redis_runtime(&recorder.url());
+    natal(&req, &on, &calls).await;
+    assert!(recorder.connections() > 0);
+}
+
+#[test]
+fn without_memory_fallback_the_body_always_runs() {
+    let recorder = ConnectionRecorder::start();
+    let config = Config::builder()
+        .redis_url(recorder.url())
+        .memory_fallback(false)
+        .build()
+        .unwrap();
+    let rt = Runtime::new(config);
+    let calls = Calls::default();
+    let req = NatalRequest::new("1990-01-01");
+    for _ in 0..3 {
+        assert_eq!(natal_sync(&req, &rt, &calls), compute_chart(&req));
+    }
+    assert_eq!(calls.get(), 3);
+    assert_eq!(recorder.connections(), 0);
+}
+
+async fn assert_bounded_and_correct(rt: &Runtime) {
+    let calls = Calls::default();
+    for i in 0..5 {
+        let req = NatalRequest::new(&format!("1999-12-{:02}", i % 2 + 1));
+        let started = Instant::now();
+        assert_eq!(natal(&req, rt, &calls).await, compute_chart(&req));
+        assert!(
+            started.elapsed() < BOUNDED,
+            "async call took {:?}",
+            started.elapsed()
+        );
+        let started = Instant::now();
+        assert_eq!(natal_sync(&req, rt, &calls), compute_chart(&req));
+        assert!(
+            started.elapsed() < BOUNDED,
+            "sync call took {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(rt.stats().redis_errors > 0, "{:?}", rt.stats());
+    assert!(
+        rt.stats().memory_hits > 0,
+        "the memory cache serves while Redis is down"
+    );
+}
+
+#[tokio::test]
+async fn refused_connection_falls_back() {
+    assert_bounded_and_correct(&redis_runtime(&refused_url())).await;
+}
+
+#[tokio::test]
+async fn blackhole_falls_back_within_the_deadline() {
+    let blackhole = Blackhole::start();
+    assert_bounded_and_correct(&redis_runtime(&blackhole.url())).await;
+    assert!(blackhole.accepted() > 0, "the blackhole was never reached");
+}

@@ -106,6 +106,35 @@ impl<'a> Tracer<'a> {
     fn mark(&mut self, args: fmt::Arguments<'_>) {
         let _ = self.out.write_fmt(args);
     }
+
+    /// Feeds `visitor` `left` traced elements, then closes with `close`.
+    fn elements<'de, V: Visitor<'de>>(
+        mut self,
+        left: usize,
+        close: char,
+        visitor: V,
+    ) -> Result<V::Value, Stop> {
+        let value = visitor.visit_seq(Elements {
+            tracer: self.nested()?,
+            left,
+        })?;
+        self.out.push(close);
+        Ok(value)
+    }
+
+    /// Feeds `visitor` traced entries with `keys`, then closes the braces.
+    fn entries<'de, V: Visitor<'de>>(
+        mut self,
+        keys: MapKeys,
+        visitor: V,
+    ) -> Result<V::Value, Stop> {
+        let value = visitor.visit_map(Entries {
+            tracer: self.nested()?,
+            keys,
+        })?;
+        self.out.push('}');
+        Ok(value)
+    }
 }
 
 macro_rules! scalar {
@@ -183,14 +212,9 @@ impl<'de> de::Deserializer<'de> for Tracer<'_> {
         Ok(value)
     }
 
-    fn deserialize_seq<V: Visitor<'de>>(mut self, visitor: V) -> Result<V::Value, Stop> {
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Stop> {
         self.out.push_str("seq[");
-        let value = visitor.visit_seq(Elements {
-            tracer: self.nested()?,
-            left: 1,
-        })?;
-        self.out.push(']');
-        Ok(value)
+        self.elements(1, ']', visitor)
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(
@@ -199,12 +223,7 @@ impl<'de> de::Deserializer<'de> for Tracer<'_> {
         visitor: V,
     ) -> Result<V::Value, Stop> {
         self.mark(format_args!("tuple{len}("));
-        let value = visitor.visit_seq(Elements {
-            tracer: self.nested()?,
-            left: len,
-        })?;
-        self.out.push(')');
-        Ok(value)
+        self.elements(len, ')', visitor)
     }
 
     fn deserialize_tuple_struct<V: Visitor<'de>>(
@@ -214,22 +233,12 @@ impl<'de> de::Deserializer<'de> for Tracer<'_> {
         visitor: V,
     ) -> Result<V::Value, Stop> {
         self.mark(format_args!("tuple struct {name}{len}("));
-        let value = visitor.visit_seq(Elements {
-            tracer: self.nested()?,
-            left: len,
-        })?;
-        self.out.push(')');
-        Ok(value)
+        self.elements(len, ')', visitor)
     }
 
-    fn deserialize_map<V: Visitor<'de>>(mut self, visitor: V) -> Result<V::Value, Stop> {
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Stop> {
         self.out.push_str("map{");
-        let value = visitor.visit_map(Entries {
-            tracer: self.nested()?,
-            keys: MapKeys::One(false),
-        })?;
-        self.out.push('}');
-        Ok(value)
+        self.entries(MapKeys::One(false), visitor)
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -239,13 +248,7 @@ impl<'de> de::Deserializer<'de> for Tracer<'_> {
         visitor: V,
     ) -> Result<V::Value, Stop> {
         self.mark(format_args!("struct {name}{{"));
-        let keys = MapKeys::Fields(fields);
-        let value = visitor.visit_map(Entries {
-            tracer: self.nested()?,
-            keys,
-        })?;
-        self.out.push('}');
-        Ok(value)
+        self.entries(MapKeys::Fields(fields), visitor)
     }
 
     fn deserialize_enum<V: Visitor<'de>>(

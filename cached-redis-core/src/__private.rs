@@ -12,10 +12,12 @@ pub use crate::policy::{OkOnly, Plain, Policy, Probe, SomeOnly, ViaOption, ViaPl
 pub use std::any::type_name_of_val;
 
 use crate::duration::{DurationError, parse_duration};
+use crate::flight::Role;
 use crate::key::{KeyBuilder, KeyError};
-use crate::runtime::Lookup;
 pub use crate::runtime::Runtime;
+use crate::runtime::{Lookup, decode};
 use crate::schema::schema_fingerprint;
+use crate::store::Bytes;
 
 /// One annotated function, as written in its attribute.
 #[derive(Debug, Clone, Copy)]
@@ -122,16 +124,28 @@ where
     let Some(prepared) = prepare::<P>(runtime, site, input) else {
         return computed(runtime, body.await);
     };
-    if let Some(value) = served(
-        runtime,
-        &prepared,
-        runtime.lookup::<P::Stored>(&prepared.key).await,
-    ) {
-        return policy.restore(value);
+    match runtime.flights().join(prepared.key.as_str()) {
+        Role::Lead(leader) => {
+            let lookup = runtime.lookup::<P::Stored>(&prepared.key).await;
+            if let Some((value, bytes)) = served(runtime, &prepared, lookup) {
+                leader.land(Some(bytes));
+                return policy.restore(value);
+            }
+            // A panic or cancellation in the body drops `leader`, which
+            // releases the waiters to compute for themselves.
+            let output = computed(runtime, body.await);
+            leader.land(finish(runtime, &prepared, &policy, &output));
+            output
+        }
+        Role::Wait(flight) => {
+            if let Some(value) = shared(runtime, &prepared, flight.wait().await) {
+                return policy.restore(value);
+            }
+            let output = computed(runtime, body.await);
+            finish(runtime, &prepared, &policy, &output);
+            output
+        }
     }
-    let output = computed(runtime, body.await);
-    finish(runtime, &prepared, &policy, &output);
-    output
 }
 
 /// Runs a sync body through the cache. Never uses `block_on`, so it is safe
@@ -150,16 +164,26 @@ where
     let Some(prepared) = prepare::<P>(runtime, site, input) else {
         return computed(runtime, body());
     };
-    if let Some(value) = served(
-        runtime,
-        &prepared,
-        runtime.lookup_blocking::<P::Stored>(&prepared.key),
-    ) {
-        return policy.restore(value);
+    match runtime.flights().join(prepared.key.as_str()) {
+        Role::Lead(leader) => {
+            let lookup = runtime.lookup_blocking::<P::Stored>(&prepared.key);
+            if let Some((value, bytes)) = served(runtime, &prepared, lookup) {
+                leader.land(Some(bytes));
+                return policy.restore(value);
+            }
+            let output = computed(runtime, body());
+            leader.land(finish(runtime, &prepared, &policy, &output));
+            output
+        }
+        Role::Wait(flight) => {
+            if let Some(value) = shared(runtime, &prepared, flight.wait_blocking()) {
+                return policy.restore(value);
+            }
+            let output = computed(runtime, body());
+            finish(runtime, &prepared, &policy, &output);
+            output
+        }
     }
-    let output = computed(runtime, body());
-    finish(runtime, &prepared, &policy, &output);
-    output
 }
 
 struct Prepared {
@@ -192,20 +216,38 @@ fn prepare<P: Policy>(runtime: &Runtime, site: &Site, input: KeyInput) -> Option
     }
 }
 
-/// Counts and logs a lookup; the value, if one was found.
-fn served<T>(runtime: &Runtime, prepared: &Prepared, lookup: Lookup<T>) -> Option<T> {
-    let (value, outcome) = match lookup {
-        Lookup::Redis(value) => {
+/// Counts and logs a lookup; the value and its bytes, if one was found.
+fn served<T>(runtime: &Runtime, prepared: &Prepared, lookup: Lookup<T>) -> Option<(T, Bytes)> {
+    let (found, outcome) = match lookup {
+        Lookup::Redis(value, bytes) => {
             runtime.counters().redis_hit();
-            (value, "hit")
+            ((value, bytes), "hit")
         }
-        Lookup::Memory(value) => {
+        Lookup::Memory(value, bytes) => {
             runtime.counters().memory_hit();
-            (value, "memory_hit")
+            ((value, bytes), "memory_hit")
         }
         Lookup::Miss => return None,
     };
     tracing::debug!(key = prepared.key.as_str(), outcome, "cached call");
+    Some(found)
+}
+
+/// Decodes what a concurrent call of the same key landed. The bytes are
+/// checked against this call's own digest: two inputs whose short hashes
+/// collide share a flight, never a value.
+fn shared<T: serde::de::DeserializeOwned>(
+    runtime: &Runtime,
+    prepared: &Prepared,
+    landed: Option<Bytes>,
+) -> Option<T> {
+    let value = decode(&landed?, &prepared.key).ok()?;
+    runtime.counters().coalesced();
+    tracing::debug!(
+        key = prepared.key.as_str(),
+        outcome = "coalesced",
+        "cached call"
+    );
     Some(value)
 }
 
@@ -214,9 +256,13 @@ fn computed<T>(runtime: &Runtime, output: T) -> T {
     output
 }
 
-fn finish<P: Policy>(runtime: &Runtime, prepared: &Prepared, policy: &P, output: &P::Output) {
+/// Stores the output if the policy allows; the sealed bytes, for waiters.
+fn finish<P: Policy>(
+    runtime: &Runtime,
+    prepared: &Prepared,
+    policy: &P,
+    output: &P::Output,
+) -> Option<Bytes> {
     tracing::debug!(key = prepared.key.as_str(), outcome = "miss", "cached call");
-    if let Some(stored) = policy.storable(output) {
-        runtime.store(&prepared.key, stored, prepared.ttl);
-    }
+    runtime.store(&prepared.key, policy.storable(output)?, prepared.ttl)
 }

@@ -16,6 +16,12 @@ pub const DEFAULT_MEMORY_CAPACITY: u64 = 10_000;
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(100);
 /// Default deadline of establishing a Redis connection (`CACHE_REDIS_CONNECT_TIMEOUT`).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
+/// Default extra attempts after a transient Redis failure (`CACHE_REDIS_RETRIES`).
+pub const DEFAULT_REDIS_RETRIES: u32 = 1;
+/// Default consecutive failures that open the circuit breaker (`CACHE_BREAKER_FAILURES`).
+pub const DEFAULT_BREAKER_FAILURES: u32 = 5;
+/// Default time the breaker stays open before probing (`CACHE_BREAKER_OPEN`).
+pub const DEFAULT_BREAKER_OPEN: Duration = Duration::from_secs(30);
 /// Default bound on Redis writes in flight; more are dropped and counted.
 pub const DEFAULT_MAX_PENDING_WRITES: usize = 1024;
 
@@ -76,6 +82,9 @@ pub struct Config {
     pub(crate) memory_fallback: bool,
     pub(crate) redis_timeout: Duration,
     pub(crate) connect_timeout: Duration,
+    pub(crate) redis_retries: u32,
+    pub(crate) breaker_failures: u32,
+    pub(crate) breaker_open: Duration,
     pub(crate) max_pending_writes: usize,
 }
 
@@ -91,6 +100,9 @@ impl Default for Config {
             memory_fallback: true,
             redis_timeout: DEFAULT_REDIS_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            redis_retries: DEFAULT_REDIS_RETRIES,
+            breaker_failures: DEFAULT_BREAKER_FAILURES,
+            breaker_open: DEFAULT_BREAKER_OPEN,
             max_pending_writes: DEFAULT_MAX_PENDING_WRITES,
         }
     }
@@ -149,12 +161,8 @@ impl Config {
             builder = builder.default_ttl(parse_env_duration(name, &value)?);
         }
         if let Some((name, value)) = var("CACHE_MEMORY_CAPACITY") {
-            let capacity = value.trim().parse().map_err(|_| ConfigError::InvalidVar {
-                name,
-                value: value.clone(),
-                expected: "a whole number of entries",
-            })?;
-            builder = builder.memory_capacity(capacity);
+            builder =
+                builder.memory_capacity(parse_count(name, &value, "a whole number of entries")?);
         }
         if let Some((name, value)) = var("CACHE_MEMORY_FALLBACK") {
             builder = builder.memory_fallback(parse_flag(name, &value)?);
@@ -164,6 +172,25 @@ impl Config {
         }
         if let Some((name, value)) = var("CACHE_REDIS_CONNECT_TIMEOUT") {
             builder = builder.connect_timeout(parse_env_duration(name, &value)?);
+        }
+        if let Some((name, value)) = var("CACHE_REDIS_RETRIES") {
+            builder =
+                builder.redis_retries(parse_count(name, &value, "a whole number of retries")?);
+        }
+        if let Some((name, value)) = var("CACHE_BREAKER_FAILURES") {
+            const EXPECTED: &str = "a whole number of failures, at least 1";
+            let failures: u32 = parse_count(name, &value, EXPECTED)?;
+            if failures == 0 {
+                return Err(ConfigError::InvalidVar {
+                    name,
+                    value,
+                    expected: EXPECTED,
+                });
+            }
+            builder = builder.breaker_failures(failures);
+        }
+        if let Some((name, value)) = var("CACHE_BREAKER_OPEN") {
+            builder = builder.breaker_open(parse_env_duration(name, &value)?);
         }
         builder.build_named("REDIS_URL", "CACHE_NAMESPACE")
     }
@@ -196,6 +223,18 @@ impl Config {
     pub fn connect_timeout(&self) -> Duration {
         self.connect_timeout
     }
+    /// Extra attempts after a transient Redis failure (`CACHE_REDIS_RETRIES`).
+    pub fn redis_retries(&self) -> u32 {
+        self.redis_retries
+    }
+    /// Consecutive failures that open the breaker (`CACHE_BREAKER_FAILURES`).
+    pub fn breaker_failures(&self) -> u32 {
+        self.breaker_failures
+    }
+    /// How long the breaker stays open before a probe (`CACHE_BREAKER_OPEN`).
+    pub fn breaker_open(&self) -> Duration {
+        self.breaker_open
+    }
     /// The Redis URL with any password replaced by `***`, safe to log.
     pub fn redis_url_redacted(&self) -> String {
         redact_url(&self.redis_url)
@@ -213,6 +252,9 @@ impl fmt::Debug for Config {
             .field("memory_fallback", &self.memory_fallback)
             .field("redis_timeout", &self.redis_timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("redis_retries", &self.redis_retries)
+            .field("breaker_failures", &self.breaker_failures)
+            .field("breaker_open", &self.breaker_open)
             .field("max_pending_writes", &self.max_pending_writes)
             .finish()
     }
@@ -265,6 +307,21 @@ impl ConfigBuilder {
         self.config.connect_timeout = timeout;
         self
     }
+    /// Sets the extra attempts after a transient failure, all within the operation deadline.
+    pub fn redis_retries(mut self, retries: u32) -> Self {
+        self.config.redis_retries = retries;
+        self
+    }
+    /// Sets how many consecutive failures open the circuit breaker (at least 1).
+    pub fn breaker_failures(mut self, failures: u32) -> Self {
+        self.config.breaker_failures = failures;
+        self
+    }
+    /// Sets how long the breaker stays open before one probe tests Redis again.
+    pub fn breaker_open(mut self, window: Duration) -> Self {
+        self.config.breaker_open = window;
+        self
+    }
     /// Bounds the Redis writes in flight; a write beyond it is dropped and counted.
     pub fn max_pending_writes(mut self, writes: usize) -> Self {
         self.config.max_pending_writes = writes;
@@ -308,6 +365,19 @@ impl ConfigBuilder {
         positive("default_ttl", config.default_ttl)?;
         positive("redis_timeout", config.redis_timeout)?;
         positive("connect_timeout", config.connect_timeout)?;
+        positive("breaker_open", config.breaker_open)?;
+        if config.breaker_failures == 0 {
+            return Err(ConfigError::InvalidSetting {
+                name: "breaker_failures",
+                expected: "at least 1",
+            });
+        }
+        if config.max_pending_writes == 0 {
+            return Err(ConfigError::InvalidSetting {
+                name: "max_pending_writes",
+                expected: "at least 1",
+            });
+        }
         Ok(config)
     }
 }
@@ -322,6 +392,18 @@ fn parse_flag(name: &'static str, value: &str) -> Result<bool, ConfigError> {
             expected: "one of 1/true/yes/on or 0/false/no/off",
         }),
     }
+}
+
+fn parse_count<T: std::str::FromStr>(
+    name: &'static str,
+    value: &str,
+    expected: &'static str,
+) -> Result<T, ConfigError> {
+    value.trim().parse().map_err(|_| ConfigError::InvalidVar {
+        name,
+        value: value.to_owned(),
+        expected,
+    })
 }
 
 fn parse_env_duration(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
@@ -403,6 +485,9 @@ mod tests {
             ("CACHE_MEMORY_FALLBACK", "2"),
             ("CACHE_NAMESPACE", "a:b"),
             ("CACHE_REDIS_TIMEOUT", "0ms"),
+            ("CACHE_REDIS_RETRIES", "many"),
+            ("CACHE_BREAKER_FAILURES", "0"),
+            ("CACHE_BREAKER_OPEN", "0s"),
         ];
         for (name, value) in cases {
             let err = from(&[(name, value)]).unwrap_err();

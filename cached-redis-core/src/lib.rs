@@ -17,10 +17,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod backend;
+mod breaker;
 mod codec;
 mod config;
 mod duration;
 pub mod envelope;
+mod flight;
 mod global;
 mod io;
 mod key;
@@ -33,10 +36,12 @@ pub mod store;
 #[doc(hidden)]
 pub mod __private;
 
+pub use breaker::BreakerState;
 pub use codec::{Codec, CodecError, Postcard};
 pub use config::{
-    Config, ConfigBuilder, ConfigError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_PENDING_WRITES,
-    DEFAULT_MEMORY_CAPACITY, DEFAULT_REDIS_TIMEOUT, DEFAULT_REDIS_URL, DEFAULT_TTL,
+    Config, ConfigBuilder, ConfigError, DEFAULT_BREAKER_FAILURES, DEFAULT_BREAKER_OPEN,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MEMORY_CAPACITY,
+    DEFAULT_REDIS_RETRIES, DEFAULT_REDIS_TIMEOUT, DEFAULT_REDIS_URL, DEFAULT_TTL,
 };
 pub use duration::{DurationError, parse_duration};
 pub use global::{InitError, init_from_env, install, runtime};

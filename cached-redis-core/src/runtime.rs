@@ -1,32 +1,29 @@
 //! The runtime: configuration, stores, and the read/write paths of a cached call.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::Semaphore;
 
+use crate::backend::{BLOCKING_MARGIN, RedisBackend, WriteSkipped};
+use crate::breaker::BreakerState;
 use crate::codec::{Codec, Postcard};
 use crate::config::{Config, ConfigError};
 use crate::envelope;
-use crate::io::IoThread;
+use crate::flight::Flights;
 use crate::key::{CacheKey, KeyError, domain_prefix};
 use crate::stats::{CacheStats, Counters};
-use crate::store::{Bytes, MemoryStore, RedisStore, Store, StoreError};
+use crate::store::{Bytes, MemoryStore, StoreError};
 
-/// Sync callers wait this much longer than the Redis deadline for the I/O
-/// thread's answer before giving up on it, so a busy I/O thread costs a
-/// fallback rather than a hang.
-const BLOCKING_MARGIN: Duration = Duration::from_millis(20);
-
-/// Where a lookup found its value.
+/// Where a lookup found its value; each carries the decoded value and the
+/// validated envelope it came from (shared with waiting callers).
 pub(crate) enum Lookup<T> {
     /// In Redis.
-    Redis(T),
+    Redis(T, Bytes),
     /// In this process: the memory cache, or a write still in flight.
-    Memory(T),
+    Memory(T, Bytes),
     /// Nowhere: the body must run.
     Miss,
 }
@@ -38,7 +35,7 @@ pub enum ClearError {
     /// The domain or version is not valid in a key.
     #[error(transparent)]
     Key(#[from] KeyError),
-    /// Redis failed part-way; some keys may remain.
+    /// Redis failed part-way, or was not contacted; some keys may remain.
     #[error("clearing Redis failed: {0}")]
     Store(#[from] StoreError),
 }
@@ -68,26 +65,8 @@ struct Inner {
     /// Values whose Redis write is in flight: served to the next equal call
     /// so a process always reads its own writes.
     pending: Mutex<HashMap<Arc<str>, Bytes>>,
+    flights: Flights,
     counters: Counters,
-}
-
-struct RedisBackend {
-    store: RedisStore,
-    io: OnceLock<Option<IoThread>>,
-    write_permits: Arc<Semaphore>,
-}
-
-impl RedisBackend {
-    /// The I/O thread, started on first use so that building a runtime never waits.
-    fn io(&self) -> Option<&IoThread> {
-        self.io
-            .get_or_init(|| {
-                IoThread::start()
-                    .map_err(|err| tracing::error!(error = %err, "cannot start the cache I/O thread; Redis is unused"))
-                    .ok()
-            })
-            .as_ref()
-    }
 }
 
 impl std::fmt::Debug for Runtime {
@@ -105,21 +84,9 @@ impl Runtime {
             .memory_fallback
             .then(|| MemoryStore::new(config.memory_capacity));
         let redis = if config.redis_enabled {
-            match RedisStore::new(
-                &config.redis_url,
-                config.redis_timeout,
-                config.connect_timeout,
-            ) {
-                Ok(store) => Some(RedisBackend {
-                    store,
-                    io: OnceLock::new(),
-                    write_permits: Arc::new(Semaphore::new(config.max_pending_writes)),
-                }),
-                Err(err) => {
-                    tracing::error!(error = %err, "invalid Redis configuration; Redis is unused");
-                    None
-                }
-            }
+            RedisBackend::new(&config)
+                .map_err(|err| tracing::error!(error = %err, "invalid Redis configuration; Redis is unused"))
+                .ok()
         } else {
             None
         };
@@ -129,6 +96,7 @@ impl Runtime {
                 memory,
                 redis,
                 pending: Mutex::new(HashMap::new()),
+                flights: Flights::default(),
                 counters: Counters::default(),
             }),
         }
@@ -149,6 +117,14 @@ impl Runtime {
         self.inner.counters.snapshot()
     }
 
+    /// The circuit breaker's state; `Closed` when Redis is off.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.inner
+            .redis
+            .as_ref()
+            .map_or(BreakerState::Closed, RedisBackend::breaker_state)
+    }
+
     /// Removes every cached entry of one `domain` and `version` of this
     /// runtime's namespace, from Redis (`SCAN` + `UNLINK` in batches, never
     /// `KEYS` or `FLUSHDB`) and from memory. Returns how many Redis keys went.
@@ -157,10 +133,7 @@ impl Runtime {
         let Some(redis) = &self.inner.redis else {
             return Ok(0);
         };
-        let io = redis.io().ok_or(StoreError::IoUnavailable)?;
-        let store = redis.store.clone();
-        let removed = io.run(async move { store.clear(&prefix).await }).await;
-        Ok(removed.ok_or(StoreError::IoUnavailable)??)
+        Ok(redis.clear(prefix).await?)
     }
 
     /// [`clear`](Runtime::clear) for sync code; waits at most `wait`.
@@ -174,10 +147,7 @@ impl Runtime {
         let Some(redis) = &self.inner.redis else {
             return Ok(0);
         };
-        let io = redis.io().ok_or(StoreError::IoUnavailable)?;
-        let store = redis.store.clone();
-        let removed = io.run_blocking(async move { store.clear(&prefix).await }, wait);
-        Ok(removed.ok_or(StoreError::Timeout(wait))??)
+        Ok(redis.clear_blocking(prefix, wait)?)
     }
 
     fn clear_local(&self, domain: &str, version: &str) -> Result<String, KeyError> {
@@ -192,36 +162,26 @@ impl Runtime {
     /// Waits until every Redis write in flight has finished, at most `wait`.
     /// Returns `true` when none is left. Call it on shutdown.
     pub async fn flush(&self, wait: Duration) -> bool {
-        let Some((io, permits, all)) = self.flush_parts() else {
+        let Some(redis) = &self.inner.redis else {
             return true;
         };
-        io.run(async move {
-            tokio::time::timeout(wait, permits.acquire_many_owned(all))
-                .await
-                .is_ok_and(|p| p.is_ok())
-        })
-        .await
-        .unwrap_or(false)
+        match redis.flush_future(wait) {
+            Ok((io, flushed)) => io.run(flushed).await.unwrap_or(false),
+            Err(_) => true,
+        }
     }
 
     /// [`flush`](Runtime::flush) for sync code.
     pub fn flush_blocking(&self, wait: Duration) -> bool {
-        let Some((io, permits, all)) = self.flush_parts() else {
+        let Some(redis) = &self.inner.redis else {
             return true;
         };
-        let flushed = async move {
-            tokio::time::timeout(wait, permits.acquire_many_owned(all))
-                .await
-                .is_ok_and(|p| p.is_ok())
-        };
-        io.run_blocking(flushed, wait + BLOCKING_MARGIN)
-            .unwrap_or(false)
-    }
-
-    fn flush_parts(&self) -> Option<(&IoThread, Arc<Semaphore>, u32)> {
-        let redis = self.inner.redis.as_ref()?;
-        let all = u32::try_from(self.inner.config.max_pending_writes).unwrap_or(u32::MAX);
-        Some((redis.io()?, Arc::clone(&redis.write_permits), all))
+        match redis.flush_future(wait) {
+            Ok((io, flushed)) => io
+                .run_blocking(flushed, wait + BLOCKING_MARGIN)
+                .unwrap_or(false),
+            Err(_) => true,
+        }
     }
 
     pub(crate) fn namespace(&self) -> &str {
@@ -241,52 +201,41 @@ impl Runtime {
         &self.inner.counters
     }
 
+    pub(crate) fn flights(&self) -> &Flights {
+        &self.inner.flights
+    }
+
     /// Looks `key` up, from an async caller.
     pub(crate) async fn lookup<T: DeserializeOwned>(&self, key: &CacheKey) -> Lookup<T> {
-        if let Some(value) = self.local_value(key) {
-            return Lookup::Memory(value);
+        if let Some(found) = self.local_value(key) {
+            return found;
         }
         let Some(redis) = &self.inner.redis else {
             return self.memory_value(key);
         };
-        let read = match redis.io() {
-            Some(io) => {
-                let (store, name) = (redis.store.clone(), Arc::<str>::from(key.as_str()));
-                io.run(async move { store.get(&name).await })
-                    .await
-                    .unwrap_or(Err(StoreError::IoUnavailable))
-            }
-            None => Err(StoreError::IoUnavailable),
-        };
+        let read = redis.get(Arc::from(key.as_str())).await;
         self.resolve(key, read)
     }
 
     /// Looks `key` up, from a sync caller; never blocks longer than the Redis deadline.
     pub(crate) fn lookup_blocking<T: DeserializeOwned>(&self, key: &CacheKey) -> Lookup<T> {
-        if let Some(value) = self.local_value(key) {
-            return Lookup::Memory(value);
+        if let Some(found) = self.local_value(key) {
+            return found;
         }
         let Some(redis) = &self.inner.redis else {
             return self.memory_value(key);
         };
-        let wait = self.inner.config.redis_timeout + BLOCKING_MARGIN;
-        let read = match redis.io() {
-            Some(io) => {
-                let (store, name) = (redis.store.clone(), Arc::<str>::from(key.as_str()));
-                io.run_blocking(async move { store.get(&name).await }, wait)
-                    .unwrap_or(Err(StoreError::Timeout(wait)))
-            }
-            None => Err(StoreError::IoUnavailable),
-        };
+        let read = redis.get_blocking(Arc::from(key.as_str()));
         self.resolve(key, read)
     }
 
     /// A value whose Redis write is still in flight (Redis on), so the next
     /// equal call does not recompute or read a not-yet-written key.
-    fn local_value<T: DeserializeOwned>(&self, key: &CacheKey) -> Option<T> {
+    fn local_value<T: DeserializeOwned>(&self, key: &CacheKey) -> Option<Lookup<T>> {
         self.inner.redis.as_ref()?;
         let bytes = self.pending().get(key.as_str()).cloned()?;
-        decode(&bytes, key).ok()
+        let value = decode(&bytes, key).ok()?;
+        Some(Lookup::Memory(value, bytes))
     }
 
     fn memory_value<T: DeserializeOwned>(&self, key: &CacheKey) -> Lookup<T> {
@@ -297,7 +246,7 @@ impl Runtime {
             return Lookup::Miss;
         };
         match decode(&bytes, key) {
-            Ok(value) => Lookup::Memory(value),
+            Ok(value) => Lookup::Memory(value, bytes),
             Err(reason) => {
                 // Only a truncated-hash collision gets here: two inputs, one key.
                 tracing::debug!(key = key.as_str(), %reason, "memory entry rejected");
@@ -315,7 +264,7 @@ impl Runtime {
             Ok(Some(bytes)) => match decode(&bytes, key) {
                 Ok(value) => {
                     self.remember(key, &bytes);
-                    Lookup::Redis(value)
+                    Lookup::Redis(value, bytes)
                 }
                 Err(reason) => {
                     tracing::warn!(key = key.as_str(), %reason, "purging an invalid cache entry");
@@ -336,6 +285,10 @@ impl Runtime {
                 self.inner.counters.corrupt();
                 self.purge(key, None);
                 Lookup::Miss
+            }
+            Err(StoreError::CircuitOpen) => {
+                self.inner.counters.redis_skipped();
+                self.memory_value(key)
             }
             Err(err) => {
                 tracing::debug!(key = key.as_str(), error = %err, "redis read failed; falling back");
@@ -363,86 +316,86 @@ impl Runtime {
         }
     }
 
-    /// Deletes an invalid entry in the background, only if it is unchanged.
     fn purge(&self, key: &CacheKey, bad: Option<Bytes>) {
-        let Some(redis) = &self.inner.redis else {
-            return;
-        };
-        let Some(io) = redis.io() else { return };
-        let (store, name) = (redis.store.clone(), Arc::<str>::from(key.as_str()));
-        io.spawn(async move {
-            let purged = match bad {
-                Some(bytes) => store.purge(&name, bytes).await,
-                None => store.purge_wrong_type(&name).await,
-            };
-            if let Err(err) = purged {
-                tracing::debug!(key = &*name, error = %err, "purging an invalid entry failed");
-            }
-        });
+        if let Some(redis) = &self.inner.redis {
+            redis.purge(Arc::from(key.as_str()), bad);
+        }
     }
 
-    /// Stores a freshly computed value: in memory at once, in Redis behind the caller.
-    pub(crate) fn store<T: Serialize + ?Sized>(&self, key: &CacheKey, value: &T, ttl: Duration) {
+    /// Stores a freshly computed value: in memory at once, in Redis behind
+    /// the caller. Returns the sealed bytes, for callers waiting on this key.
+    pub(crate) fn store<T: Serialize + ?Sized>(
+        &self,
+        key: &CacheKey,
+        value: &T,
+        ttl: Duration,
+    ) -> Option<Bytes> {
         let body = match Postcard::encode(value) {
             Ok(body) => body,
             Err(err) => {
                 tracing::warn!(key = key.as_str(), error = %err, "value cannot be encoded; not cached");
-                return;
+                return None;
             }
         };
         let bytes: Bytes = envelope::seal(key.digest(), Postcard::ID, ttl, &body).into();
         if let Some(memory) = &self.inner.memory {
             memory.insert(key.as_str(), Arc::clone(&bytes), ttl);
         }
-        self.write_behind(key, bytes, ttl);
+        self.write_behind(key, Arc::clone(&bytes), ttl);
+        Some(bytes)
     }
 
-    /// Hands the Redis write to the I/O thread; never waits for it. When too
-    /// many writes are in flight the value is not written (it is counted).
+    /// Hands the Redis write to the I/O thread; never waits for it.
     fn write_behind(&self, key: &CacheKey, bytes: Bytes, ttl: Duration) {
         let Some(redis) = &self.inner.redis else {
             return;
         };
-        let Ok(permit) = Arc::clone(&redis.write_permits).try_acquire_owned() else {
-            self.inner.counters.write_dropped();
-            return;
-        };
-        let Some(io) = redis.io() else { return };
         let name: Arc<str> = Arc::from(key.as_str());
         self.pending().insert(Arc::clone(&name), Arc::clone(&bytes));
-        let (store, inner) = (redis.store.clone(), Arc::clone(&self.inner));
-        io.spawn(async move {
-            if let Err(err) = store.set(&name, Arc::clone(&bytes), ttl).await {
-                inner.counters.redis_error();
-                tracing::debug!(key = &*name, error = %err, "redis write failed");
-            }
-            let mut pending = inner.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            // A newer value for the same key may have replaced ours meanwhile.
-            if pending
-                .get(&name)
-                .is_some_and(|current| Arc::ptr_eq(current, &bytes))
-            {
-                pending.remove(&name);
-            }
-            drop(permit);
+        let inner = Arc::clone(&self.inner);
+        let (written_name, written_bytes) = (Arc::clone(&name), Arc::clone(&bytes));
+        let started = redis.set(Arc::clone(&name), Arc::clone(&bytes), ttl, move || {
+            inner.forget_pending(&written_name, &written_bytes);
         });
+        if let Err(skipped) = started {
+            self.inner.forget_pending(&name, &bytes);
+            if skipped == WriteSkipped::QueueFull {
+                self.inner.counters.write_dropped();
+            }
+        }
     }
 
-    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Bytes>> {
-        self.inner
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn pending(&self) -> MutexGuard<'_, HashMap<Arc<str>, Bytes>> {
+        self.inner.pending()
     }
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8], key: &CacheKey) -> Result<T, DecodeError> {
+impl Inner {
+    fn pending(&self) -> MutexGuard<'_, HashMap<Arc<str>, Bytes>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Removes a pending write once it has finished, unless a newer value
+    /// for the same key replaced it meanwhile.
+    fn forget_pending(&self, name: &Arc<str>, bytes: &Bytes) {
+        let mut pending = self.pending();
+        if pending
+            .get(name)
+            .is_some_and(|current| Arc::ptr_eq(current, bytes))
+        {
+            pending.remove(name);
+        }
+    }
+}
+
+/// Validates `bytes` for `key` and decodes the value.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], key: &CacheKey) -> Result<T, DecodeError> {
     let envelope = envelope::open(bytes, key.digest(), Postcard::ID)?;
     Ok(Postcard::decode(envelope.body)?)
 }
 
 #[derive(Debug, thiserror::Error)]
-enum DecodeError {
+pub(crate) enum DecodeError {
     #[error(transparent)]
     Envelope(#[from] envelope::EnvelopeError),
     #[error(transparent)]

@@ -28,12 +28,16 @@ pub struct CacheStats {
     pub writes_dropped: u64,
     /// Calls that skipped the cache because their key could not be built.
     pub bypassed: u64,
+    /// Redis operations not attempted because the circuit breaker was open.
+    pub redis_skipped: u64,
+    /// Calls that waited for a concurrent call of the same key and shared its value.
+    pub coalesced: u64,
 }
 
 impl CacheStats {
     /// Hits (Redis and memory) over calls that looked up a key, or `None` before any.
     pub fn hit_ratio(&self) -> Option<f64> {
-        let hits = self.redis_hits + self.memory_hits;
+        let hits = self.redis_hits + self.memory_hits + self.coalesced;
         let lookups = hits + self.computes.saturating_sub(self.bypassed);
         (lookups > 0).then(|| hits as f64 / lookups as f64)
     }
@@ -49,6 +53,8 @@ pub(crate) struct Counters {
     corrupt: AtomicU64,
     writes_dropped: AtomicU64,
     bypassed: AtomicU64,
+    redis_skipped: AtomicU64,
+    coalesced: AtomicU64,
 }
 
 macro_rules! bump {
@@ -69,6 +75,8 @@ impl Counters {
         corrupt => corrupt,
         write_dropped => writes_dropped,
         bypass => bypassed,
+        redis_skipped => redis_skipped,
+        coalesced => coalesced,
     }
 
     pub(crate) fn snapshot(&self) -> CacheStats {
@@ -82,6 +90,8 @@ impl Counters {
             corrupt: get(&self.corrupt),
             writes_dropped: get(&self.writes_dropped),
             bypassed: get(&self.bypassed),
+            redis_skipped: get(&self.redis_skipped),
+            coalesced: get(&self.coalesced),
         }
     }
 }

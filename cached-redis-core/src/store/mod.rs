@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::memory::MemoryStore;
-pub use self::redis::RedisStore;
+pub use self::redis::{RedisStore, Timeouts};
 
 /// Bytes as stored: cheap to share between the memory cache and a pending write.
 pub type Bytes = Arc<[u8]>;
@@ -26,6 +26,9 @@ pub enum StoreError {
     /// Redis, or the connection to it, failed.
     #[error("redis: {0}")]
     Redis(#[from] ::redis::RedisError),
+    /// The circuit breaker is open: Redis was not contacted.
+    #[error("the circuit breaker is open; Redis was not contacted")]
+    CircuitOpen,
     /// The background I/O thread could not be started or has stopped.
     #[error("the cache I/O thread is unavailable")]
     IoUnavailable,

@@ -29,6 +29,17 @@ if kind ~= 'string' and kind ~= 'none' then
 end
 return 0";
 
+/// How long a [`RedisStore`] may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Deadline of one operation, connection and retries included.
+    pub operation: Duration,
+    /// Deadline of one connection attempt.
+    pub connect: Duration,
+    /// Extra attempts after a transient failure, within the operation deadline.
+    pub retries: u32,
+}
+
 /// A Redis store: lazily connected, every operation under a deadline.
 ///
 /// Its futures must run on a tokio runtime; the [`Runtime`](crate::Runtime)
@@ -43,6 +54,7 @@ struct Inner {
     client: Client,
     op_timeout: Duration,
     connect_timeout: Duration,
+    retries: u32,
     slot: Mutex<Slot>,
     errors: AtomicU64,
     delete_if_unchanged: Script,
@@ -53,23 +65,20 @@ struct Inner {
 /// caller giving up at its deadline does not abort the attempt for the others.
 enum Slot {
     Empty,
-    Connecting(watch::Receiver<Option<Result<MultiplexedConnection, String>>>),
+    Connecting(watch::Receiver<Option<Result<MultiplexedConnection, RedisError>>>),
     Ready(MultiplexedConnection),
 }
 
 impl RedisStore {
     /// A store for `url`. Nothing connects until the first operation.
-    pub fn new(
-        url: &str,
-        op_timeout: Duration,
-        connect_timeout: Duration,
-    ) -> Result<Self, StoreError> {
+    pub fn new(url: &str, timeouts: Timeouts) -> Result<Self, StoreError> {
         let client = Client::open(url)?;
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 client,
-                op_timeout,
-                connect_timeout,
+                op_timeout: timeouts.operation,
+                connect_timeout: timeouts.connect,
+                retries: timeouts.retries,
                 slot: Mutex::new(Slot::Empty),
                 errors: AtomicU64::new(0),
                 delete_if_unchanged: Script::new(DELETE_IF_UNCHANGED),
@@ -81,8 +90,9 @@ impl RedisStore {
     /// Deletes `key` if it still holds exactly `bad`; returns whether it did.
     pub async fn purge(&self, key: &str, bad: Bytes) -> Result<bool, StoreError> {
         let script = &self.inner.delete_if_unchanged;
+        let bad = &*bad;
         let deleted: i64 = self
-            .run(|mut c| async move { script.key(key).arg(&*bad).invoke_async(&mut c).await })
+            .run(|mut c| async move { script.key(key).arg(bad).invoke_async(&mut c).await })
             .await?;
         Ok(deleted > 0)
     }
@@ -96,34 +106,46 @@ impl RedisStore {
         Ok(deleted > 0)
     }
 
-    /// Runs one command on the shared connection within the operation deadline.
+    /// Runs one command on the shared connection. Attempts that fail fast
+    /// with a transient error (a dropped or refused connection, `LOADING`,
+    /// `TRYAGAIN`) are retried after a jittered, doubling backoff; all
+    /// attempts together stay within the one operation deadline.
     async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: Fn(MultiplexedConnection) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         let deadline = self.inner.op_timeout;
-        let result = match timeout(deadline, async {
-            let conn = self.connection().await?;
-            op(conn).await.map_err(StoreError::from)
-        })
-        .await
-        {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::Timeout(deadline)),
-        };
-        if let Err(err) = &result {
-            self.inner.errors.fetch_add(1, Ordering::Relaxed);
-            if let StoreError::Redis(redis_err) = err
-                && (redis_err.is_unrecoverable_error() || redis_err.is_connection_dropped())
-            {
-                self.reset();
+        let attempts = async {
+            let mut attempt = 0;
+            loop {
+                let result = match self.connection().await {
+                    Ok(conn) => op(conn).await,
+                    Err(err) => Err(err),
+                };
+                let Err(err) = result else {
+                    return result.map_err(StoreError::from);
+                };
+                if err.is_unrecoverable_error() || err.is_connection_dropped() {
+                    self.reset();
+                }
+                if attempt >= self.inner.retries || !is_transient(&err) {
+                    return Err(StoreError::from(err));
+                }
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
             }
+        };
+        let result = timeout(deadline, attempts)
+            .await
+            .unwrap_or(Err(StoreError::Timeout(deadline)));
+        if result.is_err() {
+            self.inner.errors.fetch_add(1, Ordering::Relaxed);
         }
         result
     }
 
-    async fn connection(&self) -> Result<MultiplexedConnection, StoreError> {
+    async fn connection(&self) -> Result<MultiplexedConnection, RedisError> {
         let mut receiver = {
             let mut slot = self
                 .inner
@@ -141,22 +163,20 @@ impl RedisStore {
                 }
             }
         };
-        let outcome = receiver
-            .wait_for(Option::is_some)
-            .await
-            .map_err(|_| StoreError::IoUnavailable)?;
-        match outcome.as_ref() {
-            Some(Ok(conn)) => Ok(conn.clone()),
-            Some(Err(reason)) => Err(StoreError::Redis(RedisError::from((
+        let outcome = receiver.wait_for(Option::is_some).await;
+        match outcome.as_deref() {
+            Ok(Some(result)) => result.clone(),
+            _ => Err(RedisError::from((
                 ErrorKind::Io,
-                "connecting to Redis failed",
-                reason.clone(),
-            )))),
-            None => Err(StoreError::IoUnavailable),
+                "the connection attempt was abandoned",
+            ))),
         }
     }
 
-    async fn connect(self, sender: watch::Sender<Option<Result<MultiplexedConnection, String>>>) {
+    async fn connect(
+        self,
+        sender: watch::Sender<Option<Result<MultiplexedConnection, RedisError>>>,
+    ) {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.inner.connect_timeout))
             // Our own deadline governs each operation; this is only a backstop.
@@ -168,14 +188,12 @@ impl RedisStore {
                 .get_multiplexed_async_connection_with_config(&config),
         )
         .await;
-        let outcome = match attempt {
-            Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(err)) => Err(err.to_string()),
-            Err(_) => Err(format!(
-                "no connection within {:?}",
-                self.inner.connect_timeout
-            )),
-        };
+        let outcome = attempt.unwrap_or_else(|_| {
+            Err(RedisError::from((
+                ErrorKind::Io,
+                "no connection within the connect timeout",
+            )))
+        });
         {
             let mut slot = self
                 .inner
@@ -184,8 +202,11 @@ impl RedisStore {
                 .unwrap_or_else(PoisonError::into_inner);
             *slot = match &outcome {
                 Ok(conn) => Slot::Ready(conn.clone()),
-                Err(reason) => {
-                    tracing::debug!(%reason, "redis connection attempt failed");
+                // Every attempt starts from the client's settings, never
+                // from a cached failure, so a fixed password or a restarted
+                // server is picked up by the next attempt.
+                Err(err) => {
+                    tracing::debug!(error = %err, "redis connection attempt failed");
                     Slot::Empty
                 }
             };
@@ -193,8 +214,9 @@ impl RedisStore {
         sender.send_replace(Some(outcome));
     }
 
-    /// Drops a connection that has failed so the next operation reconnects.
-    fn reset(&self) {
+    /// Drops the connection so the next operation reconnects (after a
+    /// failure, or when the breaker stops trusting it).
+    pub(crate) fn reset(&self) {
         let mut slot = self
             .inner
             .slot
@@ -233,10 +255,11 @@ impl Store for RedisStore {
         // Redis rejects PX 0; a sub-millisecond TTL rounds up rather than failing.
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         async move {
+            let value = &*value;
             self.run(|mut c| async move {
                 redis::cmd("SET")
                     .arg(key)
-                    .arg(&*value)
+                    .arg(value)
                     .arg("PX")
                     .arg(ttl_ms)
                     .query_async(&mut c)
@@ -292,4 +315,21 @@ impl Store for RedisStore {
             errors: self.inner.errors.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Errors worth another attempt within the same deadline.
+fn is_transient(err: &RedisError) -> bool {
+    err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.kind() == ErrorKind::Io
+        || matches!(err.code(), Some("LOADING" | "TRYAGAIN"))
+}
+
+/// Full-jitter exponential backoff: uniform in `[1 ms, 5 ms × 2^attempt]`.
+fn backoff(attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, RandomState};
+    let ceiling_us = 5_000_u64 << attempt.min(6);
+    // `RandomState` is seeded per instance: a dependency-free source of jitter.
+    let noise = RandomState::new().hash_one(attempt);
+    Duration::from_micros(1_000 + noise % ceiling_us)
 }

@@ -1,0 +1,198 @@
+//! Redis as the runtime uses it: every operation admitted by the circuit
+//! breaker, run on the I/O thread under its deadline, and its outcome fed
+//! back to the breaker from that thread — so a caller that stops waiting
+//! (a cancelled future, a sync caller's timeout) never leaves the breaker
+//! without an answer.
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::breaker::{Breaker, BreakerState, Transition};
+use crate::config::Config;
+use crate::io::IoThread;
+use crate::store::{Bytes, RedisStore, Store, StoreError, Timeouts};
+
+/// Sync callers wait this much longer than the Redis deadline for the I/O
+/// thread's answer before giving up on it, so a busy I/O thread costs a
+/// fallback rather than a hang.
+pub(crate) const BLOCKING_MARGIN: Duration = Duration::from_millis(20);
+
+pub(crate) struct RedisBackend {
+    store: RedisStore,
+    io: OnceLock<Option<IoThread>>,
+    write_permits: Arc<Semaphore>,
+    max_pending_writes: usize,
+    breaker: Arc<Breaker>,
+    wait_limit: Duration,
+}
+
+impl RedisBackend {
+    pub(crate) fn new(config: &Config) -> Result<RedisBackend, StoreError> {
+        let timeouts = Timeouts {
+            operation: config.redis_timeout,
+            connect: config.connect_timeout,
+            retries: config.redis_retries,
+        };
+        Ok(RedisBackend {
+            store: RedisStore::new(&config.redis_url, timeouts)?,
+            io: OnceLock::new(),
+            write_permits: Arc::new(Semaphore::new(config.max_pending_writes)),
+            max_pending_writes: config.max_pending_writes,
+            breaker: Arc::new(Breaker::new(config.breaker_failures, config.breaker_open)),
+            wait_limit: config.redis_timeout + BLOCKING_MARGIN,
+        })
+    }
+
+    pub(crate) fn breaker_state(&self) -> BreakerState {
+        self.breaker.state()
+    }
+
+    /// The I/O thread, started on first use so that building a runtime never waits.
+    fn io(&self) -> Result<&IoThread, StoreError> {
+        self.io
+            .get_or_init(|| {
+                IoThread::start()
+                    .map_err(|err| tracing::error!(error = %err, "cannot start the cache I/O thread; Redis is unused"))
+                    .ok()
+            })
+            .as_ref()
+            .ok_or(StoreError::IoUnavailable)
+    }
+
+    /// Admits an operation and wraps it so its outcome reaches the breaker.
+    fn guarded<T, F>(
+        &self,
+        op: impl FnOnce(RedisStore) -> F,
+    ) -> Result<
+        (
+            &IoThread,
+            impl Future<Output = Result<T, StoreError>> + Send + 'static,
+        ),
+        StoreError,
+    >
+    where
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let io = self.io()?;
+        let pass = self.breaker.admit().ok_or(StoreError::CircuitOpen)?;
+        let (store, breaker) = (self.store.clone(), Arc::clone(&self.breaker));
+        let op = op(self.store.clone());
+        Ok((io, async move {
+            let result = op.await;
+            // A wrong-type reply is a data problem; Redis itself answered.
+            let healthy = matches!(result, Ok(_) | Err(StoreError::WrongType));
+            if let Some(transition) = breaker.record(pass, healthy) {
+                log_transition(transition, &store, result.as_ref().err());
+            }
+            result
+        }))
+    }
+
+    pub(crate) async fn get(&self, key: Arc<str>) -> Result<Option<Bytes>, StoreError> {
+        let (io, op) = self.guarded(|store| async move { store.get(&key).await })?;
+        io.run(op).await.unwrap_or(Err(StoreError::IoUnavailable))
+    }
+
+    pub(crate) fn get_blocking(&self, key: Arc<str>) -> Result<Option<Bytes>, StoreError> {
+        let (io, op) = self.guarded(|store| async move { store.get(&key).await })?;
+        io.run_blocking(op, self.wait_limit)
+            .unwrap_or(Err(StoreError::Timeout(self.wait_limit)))
+    }
+
+    /// Writes behind the caller. `Err` when the write was not even started:
+    /// too many in flight, the breaker open, or no I/O thread.
+    pub(crate) fn set(
+        &self,
+        key: Arc<str>,
+        bytes: Bytes,
+        ttl: Duration,
+        done: impl FnOnce() + Send + 'static,
+    ) -> Result<(), WriteSkipped> {
+        let permit: OwnedSemaphorePermit = Arc::clone(&self.write_permits)
+            .try_acquire_owned()
+            .map_err(|_| WriteSkipped::QueueFull)?;
+        let (io, op) = self
+            .guarded(|store| async move { store.set(&key, bytes, ttl).await })
+            .map_err(|_| WriteSkipped::Unavailable)?;
+        io.spawn(async move {
+            if let Err(err) = op.await {
+                tracing::debug!(error = %err, "redis write failed");
+            }
+            done();
+            drop(permit);
+        });
+        Ok(())
+    }
+
+    /// Deletes an invalid entry in the background, only if it is unchanged
+    /// (`bad`), or only while it is not a string (`None`).
+    pub(crate) fn purge(&self, key: Arc<str>, bad: Option<Bytes>) {
+        let guarded = self.guarded(|store| async move {
+            match bad {
+                Some(bytes) => store.purge(&key, bytes).await,
+                None => store.purge_wrong_type(&key).await,
+            }
+        });
+        if let Ok((io, op)) = guarded {
+            io.spawn(async move {
+                if let Err(err) = op.await {
+                    tracing::debug!(error = %err, "purging an invalid entry failed");
+                }
+            });
+        }
+    }
+
+    pub(crate) async fn clear(&self, prefix: String) -> Result<u64, StoreError> {
+        let (io, op) = self.guarded(|store| async move { store.clear(&prefix).await })?;
+        io.run(op).await.unwrap_or(Err(StoreError::IoUnavailable))
+    }
+
+    pub(crate) fn clear_blocking(&self, prefix: String, wait: Duration) -> Result<u64, StoreError> {
+        let (io, op) = self.guarded(|store| async move { store.clear(&prefix).await })?;
+        io.run_blocking(op, wait)
+            .unwrap_or(Err(StoreError::Timeout(wait)))
+    }
+
+    /// Waits until no write is in flight, at most `wait`.
+    pub(crate) fn flush_future(
+        &self,
+        wait: Duration,
+    ) -> Result<(&IoThread, impl Future<Output = bool> + Send + 'static), StoreError> {
+        let io = self.io()?;
+        let permits = Arc::clone(&self.write_permits);
+        let all = u32::try_from(self.max_pending_writes).unwrap_or(u32::MAX);
+        Ok((io, async move {
+            tokio::time::timeout(wait, permits.acquire_many_owned(all))
+                .await
+                .is_ok_and(|p| p.is_ok())
+        }))
+    }
+}
+
+/// Why a write was not started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteSkipped {
+    QueueFull,
+    Unavailable,
+}
+
+/// Logs a breaker transition once (never per call), and drops the
+/// connection when the breaker stops trusting Redis, so the next probe
+/// starts from a fresh connection rather than a stuck one.
+fn log_transition(transition: Transition, store: &RedisStore, error: Option<&StoreError>) {
+    match transition {
+        Transition::Opened => {
+            store.reset();
+            tracing::warn!(error = ?error.map(ToString::to_string), "redis circuit breaker opened; serving from memory");
+        }
+        Transition::Reopened => {
+            store.reset();
+            tracing::warn!(error = ?error.map(ToString::to_string), "redis probe failed; circuit breaker open again");
+        }
+        Transition::Closed => tracing::warn!("redis probe succeeded; circuit breaker closed"),
+    }
+}

@@ -1,0 +1,188 @@
+//! Single-flight: concurrent calls for one key share one lookup and at most
+//! one computation.
+//!
+//! The first caller of a key becomes the leader: it looks the key up and, on
+//! a miss, runs the body. Callers arriving meanwhile wait and receive the
+//! leader's sealed bytes, which each decodes (and validates against its own
+//! key digest) into its own value. If the leader produces nothing storable
+//! — an `Err`, a `None`, a panic, or a cancelled future — the waiters of that
+//! flight each run their own body, so one failure is never shared and never
+//! serializes the callers behind it; the key is free for the next caller.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::Notify;
+
+use crate::store::Bytes;
+
+#[derive(Default)]
+pub(crate) struct Flights {
+    in_air: Mutex<HashMap<Arc<str>, Arc<Flight>>>,
+}
+
+pub(crate) enum Role<'a> {
+    Lead(Leader<'a>),
+    Wait(Arc<Flight>),
+}
+
+#[derive(Default)]
+pub(crate) struct Flight {
+    landing: Mutex<Option<Option<Bytes>>>,
+    // Sync waiters block on the condvar, async waiters on the notify: a sync
+    // caller must not need an executor, an async one must not block one.
+    landed: Condvar,
+    notify: Notify,
+}
+
+/// The computing caller's duty to land its flight; dropping it (a panic or
+/// a cancelled future) lands the flight as failed.
+pub(crate) struct Leader<'a> {
+    flights: &'a Flights,
+    key: Arc<str>,
+    flight: Arc<Flight>,
+}
+
+impl Flights {
+    pub(crate) fn join(&self, key: &str) -> Role<'_> {
+        let mut in_air = lock(&self.in_air);
+        if let Some(flight) = in_air.get(key) {
+            return Role::Wait(Arc::clone(flight));
+        }
+        let key: Arc<str> = Arc::from(key);
+        let flight = Arc::new(Flight::default());
+        in_air.insert(Arc::clone(&key), Arc::clone(&flight));
+        Role::Lead(Leader {
+            flights: self,
+            key,
+            flight,
+        })
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        lock(&self.in_air).len()
+    }
+}
+
+impl Leader<'_> {
+    /// Hands `bytes` (a sealed envelope) to the waiters; `None` sends them to compute.
+    pub(crate) fn land(self, bytes: Option<Bytes>) {
+        self.finish(bytes);
+    }
+
+    fn finish(&self, bytes: Option<Bytes>) {
+        {
+            let mut in_air = lock(&self.flights.in_air);
+            if in_air
+                .get(&self.key)
+                .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+            {
+                in_air.remove(&self.key);
+            }
+        }
+        let mut landing = lock(&self.flight.landing);
+        if landing.is_none() {
+            *landing = Some(bytes);
+        }
+        drop(landing);
+        self.flight.landed.notify_all();
+        self.flight.notify.notify_waiters();
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        // After `land` this is a no-op: the landing is already set.
+        self.finish(None);
+    }
+}
+
+impl Flight {
+    /// The leader's bytes, or `None` if it produced nothing to share.
+    pub(crate) async fn wait(&self) -> Option<Bytes> {
+        loop {
+            let notified = self.notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before checking, so a landing in between is not missed.
+            notified.as_mut().enable();
+            if let Some(landing) = lock(&self.landing).clone() {
+                return landing;
+            }
+            notified.await;
+        }
+    }
+
+    /// [`wait`](Flight::wait) for sync callers.
+    pub(crate) fn wait_blocking(&self) -> Option<Bytes> {
+        let mut landing = lock(&self.landing);
+        loop {
+            if let Some(landed) = landing.clone() {
+                return landed;
+            }
+            landing = self
+                .landed
+                .wait(landing)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves the data consistent, so a panic
+    // elsewhere does not make it unusable.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_caller_waits_for_the_first() {
+        let flights = Flights::default();
+        let Role::Lead(leader) = flights.join("k") else {
+            panic!("first caller leads")
+        };
+        let Role::Wait(flight) = flights.join("k") else {
+            panic!("second caller waits")
+        };
+        let waiter = std::thread::spawn(move || flight.wait_blocking());
+        leader.land(Some(Arc::from(&b"bytes"[..])));
+        assert_eq!(waiter.join().unwrap().as_deref(), Some(&b"bytes"[..]));
+        assert_eq!(flights.len(), 0, "the key is free again");
+    }
+
+    #[test]
+    fn a_dropped_leader_releases_waiters_empty_handed() {
+        let flights = Flights::default();
+        let Role::Lead(leader) = flights.join("k") else {
+            panic!()
+        };
+        let Role::Wait(flight) = flights.join("k") else {
+            panic!()
+        };
+        drop(leader);
+        assert_eq!(flight.wait_blocking(), None);
+        assert!(matches!(flights.join("k"), Role::Lead(_)), "not poisoned");
+    }
+
+    #[tokio::test]
+    async fn async_waiters_wake() {
+        let flights = Arc::new(Flights::default());
+        let Role::Lead(leader) = flights.join("k") else {
+            panic!()
+        };
+        let waiters: Vec<_> = (0..10)
+            .map(|_| match flights.join("k") {
+                Role::Wait(flight) => tokio::spawn(async move { flight.wait().await }),
+                Role::Lead(_) => panic!("only one leader"),
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        leader.land(Some(Arc::from(&b"v"[..])));
+        for waiter in waiters {
+            assert_eq!(waiter.await.unwrap().as_deref(), Some(&b"v"[..]));
+        }
+    }
+}

@@ -15,131 +15,170 @@ async fn natal(req: &NatalRequest, rt: &Runtime, calls: &Calls) -> Chart {
 #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Sun(f64);
 
+/// The same arguments and domain as `natal`, another stored type.
 #[redis_cached(domain = "natal", ttl = 60, runtime = rt, skip(rt))]
-async fn natal_other_shape(req: &NatalRequest, rt: &Runtime) -> Sun {
+async fn natal_sun(req: &NatalRequest, rt: &Runtime) -> Sun {
     Sun(compute_chart(req).sun_longitude)
 }
 
-/// Sets up a server holding valid entries for two requests, and returns their keys.
-async fn two_entries(server: &RedisServer, rt: &Runtime) -> (String, String) {
-    let calls = Calls::default();
-    natal(&NatalRequest::new("1990-01-01"), rt, &calls).await;
-    let first = wait_for_keys(server, "meridian:v1:natal:*", 1).remove(0);
-    natal(&NatalRequest::new("1984-06-30"), rt, &calls).await;
-    let both = wait_for_keys(server, "meridian:v1:natal:*", 2);
-    let second = both.into_iter().find(|k| *k != first).unwrap();
-    (first, second)
+/// What to plant under the key before a call.
+enum Plant {
+    Bytes(Vec<u8>),
+    List,
+    Hash,
 }
 
-/// A newly written entry for the same key: same size and the same header up
-/// to and including the key digest (only the timestamp and checksum differ).
+/// A freshly written entry for the same key: same size and the same header
+/// up to and including the key digest (only timestamp and checksum differ).
 fn is_fresh_entry(bytes: &[u8], valid: &[u8]) -> bool {
     bytes.len() == valid.len() && bytes[..40] == valid[..40]
 }
 
 #[tokio::test]
-async fn corrupt_entries_are_purged_and_recomputed() {
+async fn test_redis_corrupt_payload() {
     let server = RedisServer::start();
     let rt = redis_runtime(&server.url());
-    let (key, other_key) = two_entries(&server, &rt).await;
+    let req = NatalRequest::new("1990-01-01");
+    let other_req = NatalRequest::new("1984-06-30");
+
+    natal(&req, &rt, &Calls::default()).await;
+    let key = wait_for_keys(&server, "meridian:v1:natal:*", 1).remove(0);
+    natal(&other_req, &rt, &Calls::default()).await;
+    natal_sun(&req, &rt).await;
+    let all = wait_for_keys(&server, "meridian:v1:natal:*", 3);
     let valid = raw(&server, &key).unwrap();
-    let other_valid = raw(&server, &other_key).unwrap();
+    let mut other_key_envelope = None;
+    let mut other_schema_envelope = None;
+    for k in all.iter().filter(|k| **k != key) {
+        let bytes = raw(&server, k).unwrap();
+        // The Sun envelope is the short one: one f64 against a whole Chart.
+        if bytes.len() < valid.len() {
+            other_schema_envelope = Some(bytes);
+        } else {
+            other_key_envelope = Some(bytes);
+        }
+    }
     let mut bad_checksum = valid.clone();
     *bad_checksum.last_mut().unwrap() ^= 0x55;
 
-    let cases: Vec<(&str, Vec<u8>)> = vec![
+    let cases = [
         (
             "random bytes",
-            (0..200_u8).map(|b| b.wrapping_mul(37)).collect(),
+            Plant::Bytes((0..200_u8).map(|b| b.wrapping_mul(37)).collect()),
         ),
-        ("empty value", Vec::new()),
-        ("truncated envelope", valid[..valid.len() - 3].to_vec()),
-        ("header only", valid[..64].to_vec()),
-        ("bad checksum", bad_checksum),
-        ("another key's valid envelope", other_valid),
+        ("empty value", Plant::Bytes(Vec::new())),
+        (
+            "truncated envelope",
+            Plant::Bytes(valid[..valid.len() - 3].to_vec()),
+        ),
+        ("header only", Plant::Bytes(valid[..64].to_vec())),
+        ("bad checksum", Plant::Bytes(bad_checksum)),
+        (
+            "another key's valid envelope",
+            Plant::Bytes(other_key_envelope.unwrap()),
+        ),
+        (
+            "another schema's valid envelope",
+            Plant::Bytes(other_schema_envelope.unwrap()),
+        ),
+        ("a list at the key", Plant::List),
+        ("a hash at the key", Plant::Hash),
     ];
-    let req = NatalRequest::new("1990-01-01");
-    for (i, (what, bytes)) in cases.into_iter().enumerate() {
-        put(&server, &key, &bytes);
-        let calls = Calls::default();
-        assert_eq!(
-            natal(&req, &rt, &calls).await,
-            compute_chart(&req),
-            "{what}"
-        );
-        assert_eq!(calls.get(), 1, "{what}: the value was recomputed");
-        assert_eq!(rt.stats().corrupt, i as u64 + 1, "{what}: counted");
-        let repaired = wait_until(SETTLE, || {
-            raw(&server, &key).is_some_and(|b| is_fresh_entry(&b, &valid))
-        });
-        assert!(repaired, "{what}: the bad entry was not replaced");
-    }
-}
-
-#[tokio::test]
-async fn wrong_redis_type_is_purged() {
-    let server = RedisServer::start();
-    let rt = redis_runtime(&server.url());
-    let (key, _) = two_entries(&server, &rt).await;
-    for kind in ["list", "hash"] {
-        let mut conn = server.connection();
+    let mut conn = server.connection();
+    for (i, (what, plant)) in cases.into_iter().enumerate() {
         let () = redis::cmd("DEL").arg(&key).query(&mut conn).unwrap();
-        let _: i64 = match kind {
-            "list" => redis::cmd("RPUSH")
+        let _: () = match &plant {
+            Plant::Bytes(bytes) => redis::cmd("SET")
+                .arg(&key)
+                .arg(bytes)
+                .query(&mut conn)
+                .unwrap(),
+            Plant::List => redis::cmd("RPUSH")
                 .arg(&key)
                 .arg("x")
                 .query(&mut conn)
+                .map(|_: i64| ())
                 .unwrap(),
-            _ => redis::cmd("HSET")
+            Plant::Hash => redis::cmd("HSET")
                 .arg(&key)
                 .arg("f")
                 .arg("v")
                 .query(&mut conn)
+                .map(|_: i64| ())
                 .unwrap(),
         };
         let calls = Calls::default();
-        let req = NatalRequest::new("1990-01-01");
         assert_eq!(
             natal(&req, &rt, &calls).await,
             compute_chart(&req),
-            "{kind}"
+            "{what}: correct value"
         );
-        assert_eq!(calls.get(), 1, "{kind}");
-        let restored = wait_until(SETTLE, || {
+        assert_eq!(calls.get(), 1, "{what}: recomputed, not returned");
+        assert_eq!(rt.stats().corrupt, i as u64 + 1, "{what}: counted");
+        let replaced = wait_until(SETTLE, || {
             let kind: String = redis::cmd("TYPE").arg(&key).query(&mut conn).unwrap();
-            kind == "string"
+            kind == "string" && raw(&server, &key).is_some_and(|b| is_fresh_entry(&b, &valid))
         });
         assert!(
-            restored,
-            "{kind} at the key was not replaced by a valid entry"
+            replaced,
+            "{what}: the bad entry is gone and a valid one took its place"
         );
     }
-    assert_eq!(rt.stats().corrupt, 2);
+    // The neighbours were never touched.
+    assert_eq!(
+        natal_sun(&req, &rt).await,
+        Sun(compute_chart(&req).sun_longitude)
+    );
+    assert_eq!(
+        natal(&other_req, &rt, &Calls::default()).await,
+        compute_chart(&other_req)
+    );
+    assert_eq!(rt.stats().corrupt, 9);
 }
 
 #[tokio::test]
-async fn another_schema_never_reads_these_bytes() {
-    // The same arguments under a function returning another type get
-    // another key, so an old-shape value is never decoded as the new shape.
-    let server = RedisServer::start();
-    let rt = redis_runtime(&server.url());
-    let req = NatalRequest::new("1990-01-01");
-    natal(&req, &rt, &Calls::default()).await;
-    let sun = natal_other_shape(&req, &rt).await;
-    assert_eq!(sun, Sun(compute_chart(&req).sun_longitude));
-    wait_for_keys(&server, "meridian:v1:natal:*", 2);
+async fn purge_deletes_only_unchanged_bytes() {
+    // A valid value written between our read and our purge must survive.
+    use cached_redis::store::{RedisStore, Timeouts};
+    use std::time::Duration;
 
-    // And an envelope written for another schema, planted under this key, is rejected.
-    let keys = keys(&server, "meridian:v1:natal:*");
-    let (a, b) = (
-        raw(&server, &keys[0]).unwrap(),
-        raw(&server, &keys[1]).unwrap(),
+    let server = RedisServer::start();
+    let timeouts = Timeouts {
+        operation: Duration::from_secs(1),
+        connect: Duration::from_secs(1),
+        retries: 0,
+    };
+    let store = RedisStore::new(&server.url(), timeouts).unwrap();
+    put(&server, "meridian:v1:natal:k", b"newer valid value");
+    let stale: &[u8] = b"the bytes we judged bad";
+    assert!(
+        !store
+            .purge("meridian:v1:natal:k", stale.into())
+            .await
+            .unwrap()
     );
-    put(&server, &keys[0], &b);
-    put(&server, &keys[1], &a);
-    let calls = Calls::default();
-    assert_eq!(natal(&req, &rt, &calls).await, compute_chart(&req));
-    assert_eq!(natal_other_shape(&req, &rt).await, sun);
-    assert_eq!(calls.get(), 1);
-    assert_eq!(rt.stats().corrupt, 2);
+    assert_eq!(
+        raw(&server, "meridian:v1:natal:k").as_deref(),
+        Some(&b"newer valid value"[..])
+    );
+    assert!(
+        store
+            .purge(
+                "meridian:v1:natal:k",
+                b"newer valid value".as_slice().into()
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(raw(&server, "meridian:v1:natal:k"), None);
+
+    let _: i64 = redis::cmd("RPUSH")
+        .arg("meridian:v1:natal:l")
+        .arg("x")
+        .query(&mut server.connection())
+        .unwrap();
+    put(&server, "meridian:v1:natal:s", b"a string");
+    assert!(store.purge_wrong_type("meridian:v1:natal:l").await.unwrap());
+    assert!(!store.purge_wrong_type("meridian:v1:natal:s").await.unwrap());
+    assert!(raw(&server, "meridian:v1:natal:s").is_some());
 }

@@ -15,7 +15,7 @@ async fn natal(req: &NatalRequest, rt: &Runtime, calls: &Calls) -> Chart {
 }
 
 #[tokio::test]
-async fn hit_miss_cycle() {
+async fn test_redis_hit_miss_cycle() {
     let server = RedisServer::start();
     let rt = redis_runtime(&server.url());
     let calls = Calls::default();
@@ -59,7 +59,7 @@ fn pttl(server: &RedisServer, key: &str) -> i64 {
 }
 
 #[test]
-fn ttl_expiry() {
+fn test_redis_ttl_expiry() {
     let server = RedisServer::start();
     let rt = redis_runtime(&server.url());
     let calls = Calls::default();
@@ -77,10 +77,8 @@ fn ttl_expiry() {
     // Memory holds the value for the same TTL, so it has expired there too.
     assert_eq!(natal_short(&req, &rt, &calls), compute_chart(&req));
     assert_eq!(calls.get(), 2, "the body reruns after expiry");
-}
 
-#[test]
-fn default_ttl_applies_when_the_function_sets_none() {
+    // Without `ttl` in the attribute, the runtime's default applies.
     let server = RedisServer::start();
     let config = cached_redis::Config::builder()
         .redis_enabled(true)

@@ -110,7 +110,7 @@ impl RedisBackend {
         key: Arc<str>,
         bytes: Bytes,
         ttl: Duration,
-        done: impl FnOnce() + Send + 'static,
+        done: impl FnOnce(bool) + Send + 'static,
     ) -> Result<(), WriteSkipped> {
         let permit: OwnedSemaphorePermit = Arc::clone(&self.write_permits)
             .try_acquire_owned()
@@ -119,10 +119,11 @@ impl RedisBackend {
             .guarded(|store| async move { store.set(&key, bytes, ttl).await })
             .map_err(|_| WriteSkipped::Unavailable)?;
         io.spawn(async move {
-            if let Err(err) = op.await {
+            let result = op.await;
+            if let Err(err) = &result {
                 tracing::debug!(error = %err, "redis write failed");
             }
-            done();
+            done(result.is_ok());
             drop(permit);
         });
         Ok(())

@@ -354,7 +354,10 @@ impl Runtime {
         self.pending().insert(Arc::clone(&name), Arc::clone(&bytes));
         let inner = Arc::clone(&self.inner);
         let (written_name, written_bytes) = (Arc::clone(&name), Arc::clone(&bytes));
-        let started = redis.set(Arc::clone(&name), Arc::clone(&bytes), ttl, move || {
+        let started = redis.set(Arc::clone(&name), Arc::clone(&bytes), ttl, move |written| {
+            if !written {
+                inner.counters.redis_error();
+            }
             inner.forget_pending(&written_name, &written_bytes);
         });
         if let Err(skipped) = started {

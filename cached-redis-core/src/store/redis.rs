@@ -107,9 +107,9 @@ impl RedisStore {
     }
 
     /// Runs one command on the shared connection. Attempts that fail fast
-    /// with a transient error (a dropped or refused connection, `LOADING`,
-    /// `TRYAGAIN`) are retried after a jittered, doubling backoff; all
-    /// attempts together stay within the one operation deadline.
+    /// with a transient error (see [`is_transient`]) are retried after a
+    /// jittered, doubling backoff; all attempts together stay within the one
+    /// operation deadline.
     async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
         F: Fn(MultiplexedConnection) -> Fut,
@@ -317,19 +317,20 @@ impl Store for RedisStore {
     }
 }
 
-/// Errors worth another attempt within the same deadline.
+/// Errors worth another attempt within the same deadline: a connection
+/// that broke under us (a restarted server; the retry reconnects) and the
+/// server's own "try again" replies. A refused connection is not retried:
+/// nothing listens, and waiting to ask again would only slow the fallback.
 fn is_transient(err: &RedisError) -> bool {
-    err.is_connection_dropped()
-        || err.is_connection_refusal()
-        || err.kind() == ErrorKind::Io
-        || matches!(err.code(), Some("LOADING" | "TRYAGAIN"))
+    (err.is_connection_dropped() && !err.is_connection_refusal())
+        || matches!(err.code(), Some("LOADING" | "TRYAGAIN" | "MASTERDOWN"))
 }
 
-/// Full-jitter exponential backoff: uniform in `[1 ms, 5 ms × 2^attempt]`.
+/// Full-jitter exponential backoff: uniform in `[0, 1 ms × 2^attempt]`.
 fn backoff(attempt: u32) -> Duration {
     use std::hash::{BuildHasher, RandomState};
-    let ceiling_us = 5_000_u64 << attempt.min(6);
+    let ceiling_us = 1_000_u64 << attempt.min(6);
     // `RandomState` is seeded per instance: a dependency-free source of jitter.
     let noise = RandomState::new().hash_one(attempt);
-    Duration::from_micros(1_000 + noise % ceiling_us)
+    Duration::from_micros(noise % ceiling_us)
 }

@@ -56,11 +56,18 @@ struct Figures {
 fn figures(mut samples: Vec<Duration>) -> Figures {
     samples.sort();
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
-    Figures { p50: at(0.50), p99: at(0.99), max: at(1.0) }
+    Figures {
+        p50: at(0.50),
+        p99: at(0.99),
+        max: at(1.0),
+    }
 }
 
 fn report(name: &str, calls: usize, f: &Figures) {
-    println!("{name:<44} {calls:>6} {:>12.1?} {:>12.1?} {:>12.1?}", f.p50, f.p99, f.max);
+    println!(
+        "{name:<44} {calls:>6} {:>12.1?} {:>12.1?} {:>12.1?}",
+        f.p50, f.p99, f.max
+    );
 }
 
 /// Warms the runtime (every key computed once, the breaker settled), then times `calls` calls.
@@ -83,7 +90,10 @@ async fn measure(rt: &Runtime, warm_up: bool, calls: usize) -> Figures {
 #[tokio::main]
 async fn main() {
     const CALLS: usize = 5_000;
-    println!("{:<44} {:>6} {:>12} {:>12} {:>12}", "scenario", "calls", "p50", "p99", "max");
+    println!(
+        "{:<44} {:>6} {:>12} {:>12} {:>12}",
+        "scenario", "calls", "p50", "p99", "max"
+    );
 
     let direct: Vec<Duration> = (0..CALLS)
         .map(|i| {
@@ -95,11 +105,19 @@ async fn main() {
     report("body called directly (no cache)", CALLS, &figures(direct));
 
     let memory = runtime(&refused_url(), false, 5);
-    report("flag off: memory hit", CALLS, &measure(&memory, true, CALLS).await);
+    report(
+        "flag off: memory hit",
+        CALLS,
+        &measure(&memory, true, CALLS).await,
+    );
 
     let server = RedisServer::start();
     let healthy = runtime(&server.url(), true, 5);
-    report("healthy Redis: hit", CALLS, &measure(&healthy, true, CALLS).await);
+    report(
+        "healthy Redis: hit",
+        CALLS,
+        &measure(&healthy, true, CALLS).await,
+    );
     let cold = runtime(&server.url(), true, 5);
     let misses: Vec<Duration> = {
         let mut samples = Vec::new();
@@ -110,7 +128,11 @@ async fn main() {
         }
         samples
     };
-    report("healthy Redis: miss (lookup + body + write-behind)", CALLS, &figures(misses));
+    report(
+        "healthy Redis: miss (lookup + body + write-behind)",
+        CALLS,
+        &figures(misses),
+    );
 
     let never_open = u32::MAX;
     let refused = refused_url();
@@ -119,7 +141,11 @@ async fn main() {
         CALLS,
         &measure(&runtime(&refused, true, never_open), true, CALLS).await,
     );
-    report("refused, breaker open: memory", CALLS, &measure(&runtime(&refused, true, 5), true, CALLS).await);
+    report(
+        "refused, breaker open: memory",
+        CALLS,
+        &measure(&runtime(&refused, true, 5), true, CALLS).await,
+    );
 
     let blackhole = Blackhole::start();
     report(
@@ -129,6 +155,14 @@ async fn main() {
     );
     let tripped = runtime(&blackhole.url(), true, 5);
     // Five calls at the 100 ms deadline open the breaker; then memory serves.
-    report("blackholed, breaker opening (first 5 calls)", 5, &measure(&tripped, false, 5).await);
-    report("blackholed, breaker open: memory", CALLS, &measure(&tripped, true, CALLS).await);
+    report(
+        "blackholed, breaker opening (first 5 calls)",
+        5,
+        &measure(&tripped, false, 5).await,
+    );
+    report(
+        "blackholed, breaker open: memory",
+        CALLS,
+        &measure(&tripped, true, CALLS).await,
+    );
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use crate::policy::{OkOnly, Plain, Policy, Probe, SomeOnly, ViaOption, ViaPlain, ViaResult};
+pub use crate::policy::{
+    OkOnly, Plain, Policy, Probe, ProbeNone, SomeOnly, ViaOption, ViaPlain, ViaResult,
+};
 pub use std::any::type_name_of_val;
 
 use crate::duration::{DurationError, parse_duration};
@@ -61,23 +63,28 @@ impl KeyInput {
     note = "leave the argument out of the key with `skip(...)`, or derive `Serialize` for it"
 )]
 pub trait KeyPart {
-    /// Hashes `self` into the key.
-    fn push_into(&self, builder: &mut KeyBuilder) -> Result<(), KeyError>;
+    /// Hashes `self` into the key under the argument's `name`.
+    fn push_into(&self, name: &str, builder: &mut KeyBuilder) -> Result<(), KeyError>;
 }
 
 impl<T: Serialize + ?Sized> KeyPart for T {
-    fn push_into(&self, builder: &mut KeyBuilder) -> Result<(), KeyError> {
-        builder.push_part(self)
+    fn push_into(&self, name: &str, builder: &mut KeyBuilder) -> Result<(), KeyError> {
+        builder.push_named_part(name, self)
     }
 }
 
-/// Hashes one argument.
-pub fn key_part<T: KeyPart + ?Sized>(input: &mut KeyInput, part: &T) {
+/// Hashes one argument (or the `key = …` expression, named `key`).
+pub fn key_part<T: KeyPart + ?Sized>(input: &mut KeyInput, name: &str, part: &T) {
     if input.failed.is_none()
-        && let Err(err) = part.push_into(&mut input.builder)
+        && let Err(err) = part.push_into(name, &mut input.builder)
     {
         input.failed = Some(err);
     }
+}
+
+/// Hashes a type the function is generic over, or `Self`.
+pub fn key_type<T: ?Sized>(input: &mut KeyInput) {
+    input.builder.push_type(std::any::type_name::<T>());
 }
 
 /// Shows one argument in plain text before the hash.

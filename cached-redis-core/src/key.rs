@@ -46,7 +46,7 @@ pub enum KeyError {
     InvalidHashLen(usize),
     /// A key part could not be serialized.
     #[error("a key part could not be serialized: {0}")]
-    Encode(#[from] postcard::Error),
+    Encode(#[from] crate::canonical::Error),
 }
 
 /// A finished key: the Redis key string and the digest of everything in it.
@@ -82,9 +82,10 @@ impl fmt::Debug for CacheKey {
 
 /// Builds a [`CacheKey`] from a domain, a version and serializable parts.
 ///
-/// Parts are hashed in the order given, each as its own length-prefixed
-/// postcard encoding, so equal parts always give equal keys and
-/// `("ab", "c")` never meets `("a", "bc")`.
+/// Parts are hashed in the order given, each in a canonical, name-aware,
+/// length-prefixed encoding, so equal parts always give equal keys (maps
+/// included, whatever their iteration order) and `("ab", "c")` never meets
+/// `("a", "bc")`.
 ///
 /// ```
 /// use cached_redis_core::KeyBuilder;
@@ -104,6 +105,7 @@ pub struct KeyBuilder {
     version: String,
     domain: String,
     function: String,
+    generics: Vec<String>,
     schema: Option<[u8; 32]>,
     segments: Vec<String>,
     hash_len: usize,
@@ -118,6 +120,7 @@ impl KeyBuilder {
             version: DEFAULT_VERSION.to_owned(),
             domain: domain.into(),
             function: String::new(),
+            generics: Vec::new(),
             schema: None,
             segments: Vec::new(),
             hash_len: DEFAULT_HASH_LEN,
@@ -174,18 +177,38 @@ impl KeyBuilder {
         Ok(self)
     }
 
-    /// Hashes one more part in place (what generated code uses).
+    /// Hashes one more part in place.
     pub fn push_part<T: Serialize + ?Sized>(&mut self, part: &T) -> Result<(), KeyError> {
+        self.push_named_part("", part)
+    }
+
+    /// Hashes one more part with the name of the argument it came from, so
+    /// a swap of two same-typed arguments between deploys changes the key.
+    pub fn push_named_part<T: Serialize + ?Sized>(
+        &mut self,
+        name: &str,
+        part: &T,
+    ) -> Result<(), KeyError> {
+        let start = self.parts.len();
+        framed_into(&mut self.parts, name.as_bytes());
         // Reserve the length prefix, encode in place, then patch the length:
         // one buffer for all parts, no per-part allocation.
-        let start = self.parts.len();
-        self.parts.extend_from_slice(&[0; 4]);
-        let parts = std::mem::take(&mut self.parts);
-        self.parts = postcard::to_extend(part, parts)?;
-        let len = u32::try_from(self.parts.len() - start - 4)
-            .map_err(|_| KeyError::Encode(postcard::Error::SerializeBufferFull))?;
-        self.parts[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        let at = self.parts.len();
+        self.parts.extend_from_slice(&[0; 8]);
+        if let Err(err) = crate::canonical::encode_into(part, &mut self.parts) {
+            // Leave the parts as they were: a failed part must not erase others.
+            self.parts.truncate(start);
+            return Err(err.into());
+        }
+        let len = (self.parts.len() - at - 8) as u64;
+        self.parts[at..at + 8].copy_from_slice(&len.to_le_bytes());
         Ok(())
+    }
+
+    /// Adds a type the function is generic over (or `Self`), so two
+    /// instantiations of one generic function never share a key.
+    pub fn push_type(&mut self, type_name: &str) {
+        self.generics.push(type_name.to_owned());
     }
 
     /// Pushes a plain segment in place (what generated code uses).
@@ -232,6 +255,10 @@ impl KeyBuilder {
         hasher.update(HASH_CONTEXT);
         for field in [&self.namespace, &self.version, &self.domain, &self.function] {
             framed(&mut hasher, field.as_bytes());
+        }
+        hasher.update((self.generics.len() as u64).to_le_bytes());
+        for type_name in &self.generics {
+            framed(&mut hasher, type_name.as_bytes());
         }
         match &self.schema {
             Some(fingerprint) => framed(&mut hasher, fingerprint),
@@ -281,6 +308,11 @@ pub(crate) fn domain_prefix(
 /// `true` when `namespace` may start a key (used to check `CACHE_NAMESPACE`).
 pub(crate) fn is_valid_namespace(namespace: &str) -> bool {
     validate(namespace, is_label_char).is_ok()
+}
+
+fn framed_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+    out.extend_from_slice(bytes);
 }
 
 fn framed(hasher: &mut Sha256, bytes: &[u8]) {
@@ -398,6 +430,41 @@ mod tests {
         assert!(odd.as_str().starts_with("meridian:v1:batch:a_b_:"));
         assert_ne!(odd.digest(), lookalike.digest());
         assert!(key("").as_str().starts_with("meridian:v1:batch:_:"));
+    }
+
+    #[test]
+    fn a_failed_part_leaves_the_others_intact() {
+        struct Refuses;
+        impl Serialize for Refuses {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("no"))
+            }
+        }
+        let build = |first: &str| {
+            let mut builder = KeyBuilder::new("d");
+            builder.push_part(first).unwrap();
+            assert!(builder.push_part(&Refuses).is_err());
+            builder.push_part("x").unwrap();
+            builder.build().unwrap()
+        };
+        assert_ne!(build("user-1"), build("user-2"));
+    }
+
+    #[test]
+    fn argument_names_and_generics_change_the_hash() {
+        let named = |a: &str, b: &str| {
+            let mut builder = KeyBuilder::new("d");
+            builder.push_named_part(a, &1.0_f64).unwrap();
+            builder.push_named_part(b, &2.0_f64).unwrap();
+            builder.build().unwrap()
+        };
+        assert_ne!(named("from", "to"), named("to", "from"));
+        let generic = |ty: &str| {
+            let mut builder = KeyBuilder::new("d");
+            builder.push_type(ty);
+            builder.build().unwrap()
+        };
+        assert_ne!(generic("u8"), generic("bool"));
     }
 
     #[test]

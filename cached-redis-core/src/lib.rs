@@ -19,6 +19,7 @@
 
 mod backend;
 mod breaker;
+mod canonical;
 mod codec;
 mod config;
 mod duration;
@@ -37,6 +38,7 @@ pub mod store;
 pub mod __private;
 
 pub use breaker::BreakerState;
+pub use canonical::Error as KeyEncodeError;
 pub use codec::{Codec, CodecError, Postcard};
 pub use config::{
     Config, ConfigBuilder, ConfigError, DEFAULT_BREAKER_FAILURES, DEFAULT_BREAKER_OPEN,

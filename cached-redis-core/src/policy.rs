@@ -94,6 +94,23 @@ impl<R> Default for Probe<R> {
     }
 }
 
+/// Names a return type for policy selection under `cache_none = true`:
+/// `None` is stored like any value, an `Err` still never is.
+pub struct ProbeNone<R>(PhantomData<fn() -> R>);
+
+impl<R> ProbeNone<R> {
+    /// A probe for `R`.
+    pub fn new() -> Self {
+        ProbeNone(PhantomData)
+    }
+}
+
+impl<R> Default for ProbeNone<R> {
+    fn default() -> Self {
+        ProbeNone::new()
+    }
+}
+
 /// Selected for `Result<T, E>`.
 pub trait ViaResult {
     /// The selected policy.
@@ -132,6 +149,20 @@ impl<T: Serialize + DeserializeOwned> ViaOption for &Probe<Option<T>> {
     }
 }
 
+impl<T: Serialize + DeserializeOwned, E> ViaResult for &&ProbeNone<Result<T, E>> {
+    type Policy = OkOnly<T, E>;
+    fn __cached_redis_policy(&self) -> OkOnly<T, E> {
+        OkOnly(PhantomData)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> ViaPlain for ProbeNone<T> {
+    type Policy = Plain<T>;
+    fn __cached_redis_policy(&self) -> Plain<T> {
+        Plain(PhantomData)
+    }
+}
+
 impl<T: Serialize + DeserializeOwned> ViaPlain for Probe<T> {
     type Policy = Plain<T>;
     fn __cached_redis_policy(&self) -> Plain<T> {
@@ -167,6 +198,12 @@ mod tests {
         assert!(policy_name(&plain).starts_with("Plain"));
         let shadowed = (&&&Probe::<shadow::Result<u8>>::new()).__cached_redis_policy();
         assert!(policy_name(&shadowed).starts_with("Plain"));
+        // cache_none = true: None is a value, but an Err is still never stored.
+        let none_result =
+            (&&&ProbeNone::<Result<Option<u8>, String>>::new()).__cached_redis_policy();
+        assert!(policy_name(&none_result).starts_with("OkOnly"));
+        let none_option = (&&&ProbeNone::<Option<u8>>::new()).__cached_redis_policy();
+        assert!(policy_name(&none_option).starts_with("Plain"));
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Rewrites the function body; the signature and attributes are re-emitted untouched.
 
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens as _, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned as _;
-use syn::{Block, Expr, ItemFn, ReturnType, Stmt};
+use syn::{Block, Expr, GenericParam, ItemFn, ReturnType, Stmt};
 
 use crate::attr::{Args, Ttl};
 use crate::func::{self, KeyArgs};
@@ -29,6 +29,23 @@ pub(crate) fn redis_cached(args: TokenStream, item: TokenStream) -> TokenStream 
         // and IDEs keep working while the attribute is being fixed.
         Err(error) => with_error(item, error),
     }
+}
+
+/// Whether the function has a receiver or names `Self` anywhere: then the
+/// implementing type (with its generic arguments) is part of the key, so
+/// `Wrapper<u8>::f` and `Wrapper<String>::f`, or one trait default method
+/// in two impls, never share entries.
+fn mentions_self(function: &ItemFn) -> bool {
+    fn scan(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|token| match token {
+            TokenTree::Ident(ident) => ident == "Self",
+            TokenTree::Group(group) => scan(group.stream()),
+            _ => false,
+        })
+    }
+    function.sig.receiver().is_some()
+        || scan(function.sig.to_token_stream())
+        || scan(function.block.to_token_stream())
 }
 
 fn respan(tokens: TokenStream, span: Span) -> TokenStream {
@@ -104,15 +121,39 @@ fn rewrite(mut function: ItemFn, args: &Args, key_args: &KeyArgs) -> TokenStream
         None => quote!(let #runtime = #private::default_runtime();),
     };
     let parts = match &args.key {
-        Some((_, expr)) => {
-            vec![quote_spanned!(expr.span()=> #private::key_part(&mut #key, &(#expr));)]
+        Some((name, expr)) => {
+            let name = name.to_string();
+            vec![quote_spanned!(expr.span()=> #private::key_part(&mut #key, #name, &(#expr));)]
         }
         None => key_args
             .hashed
             .iter()
-            .map(|arg| quote_spanned!(arg.span()=> #private::key_part(&mut #key, &#arg);))
+            .map(|arg| {
+                let name = arg.to_string();
+                quote_spanned!(arg.span()=> #private::key_part(&mut #key, #name, &#arg);)
+            })
             .collect(),
     };
+    // The nested item that names the function carries no generics, so the
+    // instantiation goes into the key: two instantiations never share one.
+    let generics = function
+        .sig
+        .generics
+        .params
+        .iter()
+        .filter_map(|param| match param {
+            GenericParam::Type(param) => {
+                let ident = &param.ident;
+                Some(quote!(#private::key_type::<#ident>(&mut #key);))
+            }
+            GenericParam::Const(param) => {
+                let (ident, name) = (&param.ident, param.ident.to_string());
+                Some(quote!(#private::key_part(&mut #key, #name, &#ident);))
+            }
+            _ => None,
+        });
+    let self_type =
+        mentions_self(&function).then(|| quote!(#private::key_type::<Self>(&mut #key);));
     let segments = args
         .segments
         .iter()
@@ -128,7 +169,7 @@ fn rewrite(mut function: ItemFn, args: &Args, key_args: &KeyArgs) -> TokenStream
         ReturnType::Type(_, ty) => ty.span(),
     };
     let select_policy = if args.cache_none {
-        quote_spanned!(output_span=> #private::Plain::<#output>::new())
+        quote_spanned!(output_span=> (&&&#private::ProbeNone::<#output>::new()).__cached_redis_policy())
     } else {
         quote_spanned!(output_span=> (&&&#private::Probe::<#output>::new()).__cached_redis_policy())
     };
@@ -173,6 +214,8 @@ fn rewrite(mut function: ItemFn, args: &Args, key_args: &KeyArgs) -> TokenStream
         #runtime_setup
         #[allow(unused_mut)]
         let mut #key = #private::KeyInput::new(&#site);
+        #(#generics)*
+        #self_type
         #(#parts)*
         #(#segments)*
         let #policy = #select_policy;

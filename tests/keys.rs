@@ -112,3 +112,34 @@ fn different_arguments_never_share_a_value() {
     assert_eq!(leg(1.0, 2.0, &rt), 1.0);
     assert_eq!(rt.stats().computes, 2);
 }
+
+#[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(tag = "kind")]
+enum Tagged {
+    Planet { name: String },
+}
+
+#[redis_cached(domain = "tagged", runtime = rt, skip(rt))]
+fn tagged(name: &str, rt: &Runtime) -> Tagged {
+    Tagged::Planet {
+        name: name.to_owned(),
+    }
+}
+
+#[test]
+fn types_postcard_cannot_read_back_are_not_cached() {
+    // An internally tagged enum needs a self-describing format: storing it
+    // would cost a write and a failed decode on every call, so it bypasses.
+    let rt = rt();
+    for _ in 0..3 {
+        assert_eq!(
+            tagged("moon", &rt),
+            Tagged::Planet {
+                name: "moon".into()
+            }
+        );
+    }
+    assert_eq!(rt.stats().computes, 3);
+    assert_eq!(rt.stats().bypassed, 3);
+    assert_eq!(rt.stats().corrupt, 0);
+}

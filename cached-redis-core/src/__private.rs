@@ -18,7 +18,7 @@ use crate::flight::Role;
 use crate::key::{KeyBuilder, KeyError};
 pub use crate::runtime::Runtime;
 use crate::runtime::{Lookup, decode};
-use crate::schema::schema_fingerprint;
+use crate::schema::schema;
 use crate::store::Bytes;
 
 /// One annotated function, as written in its attribute.
@@ -145,7 +145,11 @@ where
             output
         }
         Role::Wait(flight) => {
-            if let Some(value) = shared(runtime, &prepared, flight.wait().await) {
+            if let Some(value) = shared(
+                runtime,
+                &prepared,
+                flight.wait(runtime.single_flight_wait()).await,
+            ) {
                 return policy.restore(value);
             }
             let output = computed(runtime, body.await);
@@ -183,7 +187,11 @@ where
             output
         }
         Role::Wait(flight) => {
-            if let Some(value) = shared(runtime, &prepared, flight.wait_blocking()) {
+            if let Some(value) = shared(
+                runtime,
+                &prepared,
+                flight.wait_blocking(runtime.single_flight_wait()),
+            ) {
                 return policy.restore(value);
             }
             let output = computed(runtime, body());
@@ -202,12 +210,18 @@ fn prepare<P: Policy>(runtime: &Runtime, site: &Site, input: KeyInput) -> Option
     if !runtime.caches() {
         return None;
     }
+    let stored = schema::<P::Stored>();
+    if !stored.decodable {
+        // Logged once per type when its schema was traced.
+        runtime.counters().bypass();
+        return None;
+    }
     let built = match input.failed {
         Some(err) => Err(err),
         None => input
             .builder
             .namespace(runtime.namespace())
-            .schema(schema_fingerprint::<P::Stored>())
+            .schema(stored.fingerprint)
             .build(),
     };
     match built {

@@ -12,7 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::breaker::{Breaker, BreakerState, Transition};
 use crate::config::Config;
-use crate::io::IoThread;
+use crate::io::{IoThread, within};
 use crate::store::{Bytes, RedisStore, Store, StoreError, Timeouts};
 
 /// Sync callers wait this much longer than the Redis deadline for the I/O
@@ -42,7 +42,7 @@ impl RedisBackend {
             write_permits: Arc::new(Semaphore::new(config.max_pending_writes)),
             max_pending_writes: config.max_pending_writes,
             breaker: Arc::new(Breaker::new(config.breaker_failures, config.breaker_open)),
-            wait_limit: config.redis_timeout + BLOCKING_MARGIN,
+            wait_limit: config.redis_timeout.saturating_add(BLOCKING_MARGIN),
         })
     }
 
@@ -54,7 +54,7 @@ impl RedisBackend {
     fn io(&self) -> Result<&IoThread, StoreError> {
         self.io
             .get_or_init(|| {
-                IoThread::start()
+                IoThread::start("cached-redis-io")
                     .map_err(|err| tracing::error!(error = %err, "cannot start the cache I/O thread; Redis is unused"))
                     .ok()
             })
@@ -94,7 +94,12 @@ impl RedisBackend {
 
     pub(crate) async fn get(&self, key: Arc<str>) -> Result<Option<Bytes>, StoreError> {
         let (io, op) = self.guarded(|store| async move { store.get(&key).await })?;
-        io.run(op).await.unwrap_or(Err(StoreError::IoUnavailable))
+        // The caller's own deadline, on a timer independent of the I/O
+        // thread: a busy I/O thread costs a fallback, never a late answer.
+        match within(self.wait_limit, io.run(op)).await {
+            Some(result) => result.unwrap_or(Err(StoreError::IoUnavailable)),
+            None => Err(StoreError::Timeout(self.wait_limit)),
+        }
     }
 
     pub(crate) fn get_blocking(&self, key: Arc<str>) -> Result<Option<Bytes>, StoreError> {

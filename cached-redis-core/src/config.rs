@@ -22,6 +22,14 @@ pub const DEFAULT_REDIS_RETRIES: u32 = 1;
 pub const DEFAULT_BREAKER_FAILURES: u32 = 5;
 /// Default time the breaker stays open before probing (`CACHE_BREAKER_OPEN`).
 pub const DEFAULT_BREAKER_OPEN: Duration = Duration::from_secs(30);
+/// Default longest wait for a concurrent call's result (`CACHE_SINGLE_FLIGHT_WAIT`).
+pub const DEFAULT_SINGLE_FLIGHT_WAIT: Duration = Duration::from_secs(10);
+/// Longest accepted Redis deadline: beyond it a "cache" is an outage amplifier.
+const MAX_REDIS_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest accepted breaker window and single-flight wait.
+const MAX_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+/// Most Redis writes that may be in flight.
+const MAX_PENDING_WRITES: usize = 1 << 20;
 /// Default bound on Redis writes in flight; more are dropped and counted.
 pub const DEFAULT_MAX_PENDING_WRITES: usize = 1024;
 
@@ -85,6 +93,7 @@ pub struct Config {
     pub(crate) redis_retries: u32,
     pub(crate) breaker_failures: u32,
     pub(crate) breaker_open: Duration,
+    pub(crate) single_flight_wait: Duration,
     pub(crate) max_pending_writes: usize,
 }
 
@@ -103,6 +112,7 @@ impl Default for Config {
             redis_retries: DEFAULT_REDIS_RETRIES,
             breaker_failures: DEFAULT_BREAKER_FAILURES,
             breaker_open: DEFAULT_BREAKER_OPEN,
+            single_flight_wait: DEFAULT_SINGLE_FLIGHT_WAIT,
             max_pending_writes: DEFAULT_MAX_PENDING_WRITES,
         }
     }
@@ -192,6 +202,9 @@ impl Config {
         if let Some((name, value)) = var("CACHE_BREAKER_OPEN") {
             builder = builder.breaker_open(parse_env_duration(name, &value)?);
         }
+        if let Some((name, value)) = var("CACHE_SINGLE_FLIGHT_WAIT") {
+            builder = builder.single_flight_wait(parse_env_duration(name, &value)?);
+        }
         builder.build_named("REDIS_URL", "CACHE_NAMESPACE")
     }
 
@@ -235,6 +248,10 @@ impl Config {
     pub fn breaker_open(&self) -> Duration {
         self.breaker_open
     }
+    /// Longest wait for a concurrent call's result (`CACHE_SINGLE_FLIGHT_WAIT`).
+    pub fn single_flight_wait(&self) -> Duration {
+        self.single_flight_wait
+    }
     /// The Redis URL with any password replaced by `***`, safe to log.
     pub fn redis_url_redacted(&self) -> String {
         redact_url(&self.redis_url)
@@ -255,6 +272,7 @@ impl fmt::Debug for Config {
             .field("redis_retries", &self.redis_retries)
             .field("breaker_failures", &self.breaker_failures)
             .field("breaker_open", &self.breaker_open)
+            .field("single_flight_wait", &self.single_flight_wait)
             .field("max_pending_writes", &self.max_pending_writes)
             .finish()
     }
@@ -322,6 +340,12 @@ impl ConfigBuilder {
         self.config.breaker_open = window;
         self
     }
+    /// Sets how long a call waits for a concurrent call of the same key
+    /// before computing itself (guards against a leader that stalls).
+    pub fn single_flight_wait(mut self, wait: Duration) -> Self {
+        self.config.single_flight_wait = wait;
+        self
+    }
     /// Bounds the Redis writes in flight; a write beyond it is dropped and counted.
     pub fn max_pending_writes(mut self, writes: usize) -> Self {
         self.config.max_pending_writes = writes;
@@ -352,30 +376,50 @@ impl ConfigBuilder {
                 expected: "one or more of A-Z, a-z, 0-9, '_', '.' and '-'",
             });
         }
-        let positive = |name, d: Duration| {
-            if d.is_zero() {
-                Err(ConfigError::InvalidSetting {
-                    name,
-                    expected: "a duration greater than zero",
-                })
+        let within = |name, d: Duration, max: Duration, expected| {
+            if d.is_zero() || d > max {
+                Err(ConfigError::InvalidSetting { name, expected })
             } else {
                 Ok(())
             }
         };
-        positive("default_ttl", config.default_ttl)?;
-        positive("redis_timeout", config.redis_timeout)?;
-        positive("connect_timeout", config.connect_timeout)?;
-        positive("breaker_open", config.breaker_open)?;
+        const UP_TO_A_MINUTE: &str = "a duration greater than zero and at most 60 s";
+        const UP_TO_A_DAY: &str = "a duration greater than zero and at most a day";
+        within(
+            "default_ttl",
+            config.default_ttl,
+            Duration::MAX,
+            "a duration greater than zero",
+        )?;
+        within(
+            "redis_timeout",
+            config.redis_timeout,
+            MAX_REDIS_TIMEOUT,
+            UP_TO_A_MINUTE,
+        )?;
+        within(
+            "connect_timeout",
+            config.connect_timeout,
+            MAX_REDIS_TIMEOUT,
+            UP_TO_A_MINUTE,
+        )?;
+        within("breaker_open", config.breaker_open, MAX_WINDOW, UP_TO_A_DAY)?;
+        within(
+            "single_flight_wait",
+            config.single_flight_wait,
+            MAX_WINDOW,
+            UP_TO_A_DAY,
+        )?;
         if config.breaker_failures == 0 {
             return Err(ConfigError::InvalidSetting {
                 name: "breaker_failures",
                 expected: "at least 1",
             });
         }
-        if config.max_pending_writes == 0 {
+        if !(1..=MAX_PENDING_WRITES).contains(&config.max_pending_writes) {
             return Err(ConfigError::InvalidSetting {
                 name: "max_pending_writes",
-                expected: "at least 1",
+                expected: "from 1 to 1048576",
             });
         }
         Ok(config)
@@ -488,11 +532,28 @@ mod tests {
             ("CACHE_REDIS_RETRIES", "many"),
             ("CACHE_BREAKER_FAILURES", "0"),
             ("CACHE_BREAKER_OPEN", "0s"),
+            ("CACHE_SINGLE_FLIGHT_WAIT", "never"),
         ];
         for (name, value) in cases {
             let err = from(&[(name, value)]).unwrap_err();
             assert!(err.to_string().starts_with(name), "{err}");
         }
+    }
+
+    #[test]
+    fn extreme_settings_are_refused_not_panicked_on() {
+        let huge = Duration::MAX;
+        assert!(Config::builder().redis_timeout(huge).build().is_err());
+        assert!(Config::builder().breaker_open(huge).build().is_err());
+        assert!(Config::builder().single_flight_wait(huge).build().is_err());
+        assert!(
+            Config::builder()
+                .max_pending_writes(usize::MAX)
+                .build()
+                .is_err()
+        );
+        assert!(Config::builder().max_pending_writes(0).build().is_err());
+        assert!(Config::builder().default_ttl(huge).build().is_ok());
     }
 
     #[test]

@@ -8,12 +8,17 @@
 //! — an `Err`, a `None`, a panic, or a cancelled future — the waiters of that
 //! flight each run their own body, so one failure is never shared and never
 //! serializes the callers behind it; the key is free for the next caller.
+//! A waiter gives up after `single_flight_wait` (10 s) and computes for
+//! itself, so a leader that stalls — a future kept but no longer polled —
+//! cannot hang the others.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use crate::io::within;
 use crate::store::Bytes;
 
 #[derive(Default)]
@@ -99,8 +104,13 @@ impl Drop for Leader<'_> {
 }
 
 impl Flight {
-    /// The leader's bytes, or `None` if it produced nothing to share.
-    pub(crate) async fn wait(&self) -> Option<Bytes> {
+    /// The leader's bytes; `None` if it produced nothing to share or did
+    /// not land within `limit` (a stalled leader must not hang its waiters).
+    pub(crate) async fn wait(&self, limit: Duration) -> Option<Bytes> {
+        within(limit, self.landing()).await.flatten()
+    }
+
+    async fn landing(&self) -> Option<Bytes> {
         loop {
             let notified = self.notify.notified();
             let mut notified = std::pin::pin!(notified);
@@ -114,16 +124,22 @@ impl Flight {
     }
 
     /// [`wait`](Flight::wait) for sync callers.
-    pub(crate) fn wait_blocking(&self) -> Option<Bytes> {
+    pub(crate) fn wait_blocking(&self, limit: Duration) -> Option<Bytes> {
+        let deadline = Instant::now().checked_add(limit);
         let mut landing = lock(&self.landing);
         loop {
             if let Some(landed) = landing.clone() {
                 return landed;
             }
+            let left = deadline.map_or(limit, |d| d.saturating_duration_since(Instant::now()));
+            if left.is_zero() {
+                return None;
+            }
             landing = self
                 .landed
-                .wait(landing)
-                .unwrap_or_else(PoisonError::into_inner);
+                .wait_timeout(landing, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 }
@@ -147,7 +163,7 @@ mod tests {
         let Role::Wait(flight) = flights.join("k") else {
             panic!("second caller waits")
         };
-        let waiter = std::thread::spawn(move || flight.wait_blocking());
+        let waiter = std::thread::spawn(move || flight.wait_blocking(Duration::from_secs(10)));
         leader.land(Some(Arc::from(&b"bytes"[..])));
         assert_eq!(waiter.join().unwrap().as_deref(), Some(&b"bytes"[..]));
         assert_eq!(flights.len(), 0, "the key is free again");
@@ -163,8 +179,21 @@ mod tests {
             panic!()
         };
         drop(leader);
-        assert_eq!(flight.wait_blocking(), None);
+        assert_eq!(flight.wait_blocking(Duration::from_secs(10)), None);
         assert!(matches!(flights.join("k"), Role::Lead(_)), "not poisoned");
+    }
+
+    #[tokio::test]
+    async fn a_stalled_leader_releases_waiters_at_the_limit() {
+        let flights = Flights::default();
+        let Role::Lead(_stalled) = flights.join("k") else {
+            panic!()
+        };
+        let Role::Wait(flight) = flights.join("k") else {
+            panic!()
+        };
+        assert_eq!(flight.wait(Duration::from_millis(20)).await, None);
+        assert_eq!(flight.wait_blocking(Duration::from_millis(20)), None);
     }
 
     #[tokio::test]
@@ -175,7 +204,9 @@ mod tests {
         };
         let waiters: Vec<_> = (0..10)
             .map(|_| match flights.join("k") {
-                Role::Wait(flight) => tokio::spawn(async move { flight.wait().await }),
+                Role::Wait(flight) => {
+                    tokio::spawn(async move { flight.wait(Duration::from_secs(10)).await })
+                }
                 Role::Lead(_) => panic!("only one leader"),
             })
             .collect();

@@ -7,8 +7,10 @@
 //! operation on one long-lived thread of our own makes the connection
 //! outlive all of them and lets sync callers wait without `block_on`.
 
-use std::future::Future;
-use std::sync::mpsc;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::{LazyLock, mpsc};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::runtime::Handle;
@@ -21,11 +23,11 @@ pub(crate) struct IoThread {
 }
 
 impl IoThread {
-    pub(crate) fn start() -> std::io::Result<IoThread> {
+    pub(crate) fn start(name: &str) -> std::io::Result<IoThread> {
         let (handle_tx, handle_rx) = mpsc::sync_channel(1);
         let (stop, stopped) = oneshot::channel::<()>();
         std::thread::Builder::new()
-            .name("cached-redis-io".into())
+            .name(name.into())
             .spawn(move || {
                 let runtime = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -49,6 +51,12 @@ impl IoThread {
             handle,
             _stop: stop,
         })
+    }
+
+    /// A timer of this thread's runtime, usable from any executor.
+    pub(crate) fn sleep(&self, duration: Duration) -> tokio::time::Sleep {
+        let _context = self.handle.enter();
+        tokio::time::sleep(duration)
     }
 
     /// Runs `future` on the I/O thread and awaits it from any executor.
@@ -80,4 +88,29 @@ impl IoThread {
     {
         drop(self.handle.spawn(future));
     }
+}
+
+/// A thread of its own whose only job is to fire deadlines for async
+/// callers, so a deadline holds whatever executor the caller runs on and
+/// however busy the runtime's I/O thread is.
+static TIMER: LazyLock<Option<IoThread>> = LazyLock::new(|| {
+    IoThread::start("cached-redis-timer")
+        .map_err(|err| tracing::error!(error = %err, "cannot start the cache timer thread; waits are unbounded"))
+        .ok()
+});
+
+/// Awaits `future` for at most `limit`; `None` if the deadline came first.
+pub(crate) async fn within<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
+    let Some(timer) = TIMER.as_ref() else {
+        return Some(future.await);
+    };
+    let mut future = pin!(future);
+    let mut deadline = pin!(timer.sleep(limit));
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        deadline.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }

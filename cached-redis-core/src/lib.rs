@@ -43,7 +43,8 @@ pub use codec::{Codec, CodecError, Postcard};
 pub use config::{
     Config, ConfigBuilder, ConfigError, DEFAULT_BREAKER_FAILURES, DEFAULT_BREAKER_OPEN,
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MEMORY_CAPACITY,
-    DEFAULT_REDIS_RETRIES, DEFAULT_REDIS_TIMEOUT, DEFAULT_REDIS_URL, DEFAULT_TTL,
+    DEFAULT_REDIS_RETRIES, DEFAULT_REDIS_TIMEOUT, DEFAULT_REDIS_URL, DEFAULT_SINGLE_FLIGHT_WAIT,
+    DEFAULT_TTL,
 };
 pub use duration::{DurationError, parse_duration};
 pub use global::{InitError, init_from_env, install, runtime};

@@ -205,6 +205,10 @@ impl Runtime {
         &self.inner.flights
     }
 
+    pub(crate) fn single_flight_wait(&self) -> Duration {
+        self.inner.config.single_flight_wait
+    }
+
     /// Looks `key` up, from an async caller.
     pub(crate) async fn lookup<T: DeserializeOwned>(&self, key: &CacheKey) -> Lookup<T> {
         if let Some(found) = self.local_value(key) {
@@ -265,6 +269,14 @@ impl Runtime {
                 Ok(value) => {
                     self.remember(key, &bytes);
                     Lookup::Redis(value, bytes)
+                }
+                // A valid entry of another input whose short hash collides
+                // with ours is not purged: it is someone's good value. Our
+                // write after the computation replaces it either way.
+                Err(DecodeError::Envelope(envelope::EnvelopeError::DigestMismatch)) => {
+                    tracing::debug!(key = key.as_str(), "the entry belongs to another key input");
+                    self.inner.counters.corrupt();
+                    Lookup::Miss
                 }
                 Err(reason) => {
                     tracing::warn!(key = key.as_str(), %reason, "purging an invalid cache entry");

@@ -54,12 +54,12 @@
 //!
 //! `{namespace}:{version}:{domain}:{hex(sha256(input))[..16]}`, e.g.
 //! `meridian:v1:natal:3f9a0c1d2e4b5a69`. The hashed input holds the key
-//! arguments (postcard-encoded, length-prefixed, in declaration order), the
-//! function's path, and a fingerprint of the cached type's serde shape, so
-//! two functions never share a key and a changed type reads fresh keys. The
-//! whole digest is checked on every read, so a collision of the short hash
-//! is a miss, never another request's value. See [`KeyBuilder`] to build
-//! keys by hand.
+//! arguments with their names (in a canonical encoding: maps sorted, struct
+//! and variant names included), the function's path and type parameters,
+//! and a fingerprint of the cached type's serde shape, so two functions
+//! never share a key and a changed type reads fresh keys. The whole digest
+//! is checked on every read, so a collision of the short hash is a miss,
+//! never another request's value. See [`KeyBuilder`] to build keys by hand.
 #![doc = include_str!("attribute.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -396,7 +396,10 @@ async fn a_stalled_leader_does_not_hang_the_others() {
     // The first call becomes the leader, loses a `select!` and is kept
     // without being polled again: later calls of the same key stop waiting
     // for it after `single_flight_wait` and compute for themselves.
-    let config = Config::builder().single_flight_wait(Duration::from_millis(200)).build().unwrap();
+    let config = Config::builder()
+        .single_flight_wait(Duration::from_millis(200))
+        .build()
+        .unwrap();
     let rt = Runtime::new(config);
     let calls = Calls::default();
     let mut parked = Box::pin(slow(5, &rt, &calls));
@@ -405,7 +408,14 @@ async fn a_stalled_leader_does_not_hang_the_others() {
         () = tokio::time::sleep(Duration::from_millis(10)) => {}
     }
     let started = Instant::now();
-    assert_eq!(tokio::time::timeout(Duration::from_secs(5), slow(5, &rt, &calls)).await, Ok(10));
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), slow(5, &rt, &calls)).await,
+        Ok(10)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     drop(parked);
 }

@@ -1,0 +1,89 @@
+//! What an outage writes to the log: each breaker transition once, never a
+//! line per call, and never the password. One global subscriber, so this
+//! file holds a single test.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cached_redis::{BreakerState, Config, Runtime, redis_cached};
+use cached_redis_test_support::{RedisServer, wait_until};
+use common::*;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[redis_cached(domain = "natal", runtime = rt, skip(rt))]
+async fn natal(req: &NatalRequest, rt: &Runtime) -> Chart {
+    compute_chart(req)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_logs_each_transition_once_and_no_secret() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .init();
+
+    const PASSWORD: &str = "hunter2-correct-horse";
+    let server = RedisServer::builder().password(PASSWORD).start();
+    let mut admin = server.connection();
+    let wrong = server.url().replace(PASSWORD, "not-the-password");
+    let config = Config::builder()
+        .redis_enabled(true)
+        .redis_url(wrong)
+        .breaker_open(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    tracing::info!(?config, "configured");
+    let rt = Runtime::new(config);
+    for i in 0..50 {
+        natal(&NatalRequest::new(&format!("1990-01-{i:02}")), &rt).await;
+    }
+    assert_eq!(rt.breaker_state(), BreakerState::Open);
+
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("not-the-password")
+        .query(&mut admin)
+        .unwrap();
+    let fresh = NatalRequest::new("2000-01-01");
+    let closed = wait_until(SETTLE, || {
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(natal(&fresh, &rt))
+        });
+        rt.breaker_state() == BreakerState::Closed
+    });
+    assert!(closed);
+
+    let log = captured.text();
+    assert_eq!(log.matches("circuit breaker opened").count(), 1, "{log}");
+    assert_eq!(log.matches("circuit breaker closed").count(), 1, "{log}");
+    assert!(!log.contains(PASSWORD), "the real password leaked");
+    assert!(
+        !log.contains("not-the-password"),
+        "the configured password leaked:\n{log}"
+    );
+    assert!(log.contains("***"), "the redacted URL is logged: {log}");
+}

@@ -419,3 +419,108 @@ async fn a_stalled_leader_does_not_hang_the_others() {
     );
     drop(parked);
 }
+
+#[tokio::test]
+async fn oom_and_readonly_replies_fall_back() {
+    let server = RedisServer::start();
+    let rt = runtime(&server.url());
+    let calls = Calls::default();
+    let mut admin = server.connection();
+    // Out of memory: every write is refused with OOM; reads still work.
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1")
+        .query(&mut admin)
+        .unwrap();
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("noeviction")
+        .query(&mut admin)
+        .unwrap();
+    for i in 0..3 {
+        assert_eq!(
+            natal(&request(i), &rt, &calls).await,
+            compute_chart(&request(i))
+        );
+        assert!(rt.flush(SETTLE).await);
+    }
+    assert!(rt.stats().redis_errors >= 3, "{:?}", rt.stats());
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("0")
+        .query(&mut admin)
+        .unwrap();
+
+    // A replica of a primary that does not exist: writes get READONLY.
+    let refused_port = cached_redis_test_support::refused_url()
+        .trim_start_matches("redis://127.0.0.1:")
+        .trim_end_matches('/')
+        .to_owned();
+    let () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(&refused_port)
+        .query(&mut admin)
+        .unwrap();
+    let errors = rt.stats().redis_errors;
+    for i in 10..12 {
+        assert_eq!(
+            natal(&request(i), &rt, &calls).await,
+            compute_chart(&request(i))
+        );
+        assert!(rt.flush(SETTLE).await);
+    }
+    assert!(rt.stats().redis_errors >= errors + 2, "{:?}", rt.stats());
+    assert_eq!(calls.get(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_write_queue_drops_writes_without_blocking() {
+    let server = RedisServer::start();
+    let config = Config::builder()
+        .redis_enabled(true)
+        .redis_url(server.url())
+        .max_pending_writes(2)
+        .build()
+        .unwrap();
+    let shared = Arc::new((Runtime::new(config), Calls::default()));
+    natal(&request(0), &shared.0, &shared.1).await;
+    assert!(shared.0.flush(SETTLE).await);
+    // Writes now hang until their deadline: two fill the queue, the rest
+    // must be dropped rather than make their callers wait.
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(3_000)
+        .arg("WRITE")
+        .query(&mut server.connection())
+        .unwrap();
+    let tasks: Vec<_> = (1..11)
+        .map(|i| {
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let correct =
+                    natal(&request(i), &shared.0, &shared.1).await == compute_chart(&request(i));
+                (correct, started.elapsed())
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (correct, took) = task.await.unwrap();
+        assert!(correct);
+        assert!(took < BOUNDED, "a call waited for a write: {took:?}");
+    }
+    assert!(
+        shared.0.stats().writes_dropped >= 1,
+        "{:?}",
+        shared.0.stats()
+    );
+    // This process still serves them, from memory.
+    assert_eq!(
+        natal(&request(5), &shared.0, &shared.1).await,
+        compute_chart(&request(5))
+    );
+    assert_eq!(shared.1.get(), 11);
+}

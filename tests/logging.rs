@@ -60,7 +60,7 @@ async fn an_outage_logs_each_transition_once_and_no_secret() {
     for i in 0..50 {
         natal(&NatalRequest::new(&format!("1990-01-{i:02}")), &rt).await;
     }
-    assert_eq!(rt.breaker_state(), BreakerState::Open);
+    assert_ne!(rt.breaker_state(), BreakerState::Closed);
 
     let () = redis::cmd("CONFIG")
         .arg("SET")

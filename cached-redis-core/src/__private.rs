@@ -14,7 +14,7 @@ pub use crate::policy::{
 pub use std::any::type_name_of_val;
 
 use crate::duration::{DurationError, parse_duration};
-use crate::flight::Role;
+use crate::flight::{Landing, Role};
 use crate::key::{KeyBuilder, KeyError};
 pub use crate::runtime::Runtime;
 use crate::runtime::{Lookup, decode};
@@ -131,32 +131,36 @@ where
     let Some(prepared) = prepare::<P>(runtime, site, input) else {
         return computed(runtime, body.await);
     };
-    match runtime.flights().join(prepared.key.as_str()) {
-        Role::Lead(leader) => {
-            let lookup = runtime.lookup::<P::Stored>(&prepared.key).await;
-            if let Some((value, bytes)) = served(runtime, &prepared, lookup) {
-                leader.land(Some(bytes));
-                return policy.restore(value);
+    let key = prepared.key.as_str();
+    // A waiter whose leader stalls takes that flight off the air and joins
+    // again, once: usually it then leads, looking the key up before computing.
+    for _ in 0..2 {
+        match runtime.flights().join(key) {
+            Role::Lead(leader) => {
+                let lookup = runtime.lookup::<P::Stored>(&prepared.key).await;
+                if let Some((value, bytes)) = served(runtime, &prepared, lookup) {
+                    leader.land(Some(bytes));
+                    return policy.restore(value);
+                }
+                // A panic or cancellation in the body drops `leader`, which
+                // releases the waiters to compute for themselves.
+                let output = computed(runtime, body.await);
+                leader.land(finish(runtime, &prepared, &policy, &output));
+                return output;
             }
-            // A panic or cancellation in the body drops `leader`, which
-            // releases the waiters to compute for themselves.
-            let output = computed(runtime, body.await);
-            leader.land(finish(runtime, &prepared, &policy, &output));
-            output
-        }
-        Role::Wait(flight) => {
-            if let Some(value) = shared(
-                runtime,
-                &prepared,
-                flight.wait(runtime.single_flight_wait()).await,
-            ) {
-                return policy.restore(value);
-            }
-            let output = computed(runtime, body.await);
-            finish(runtime, &prepared, &policy, &output);
-            output
+            Role::Wait(flight) => match flight.wait(runtime.single_flight_wait()).await {
+                Landing::Shared(bytes) => match shared(runtime, &prepared, &bytes) {
+                    Some(value) => return policy.restore(value),
+                    None => break,
+                },
+                Landing::Empty => break,
+                Landing::Stalled => runtime.flights().abandon(key, &flight),
+            },
         }
     }
+    let output = computed(runtime, body.await);
+    finish(runtime, &prepared, &policy, &output);
+    output
 }
 
 /// Runs a sync body through the cache. Never uses `block_on`, so it is safe
@@ -175,30 +179,32 @@ where
     let Some(prepared) = prepare::<P>(runtime, site, input) else {
         return computed(runtime, body());
     };
-    match runtime.flights().join(prepared.key.as_str()) {
-        Role::Lead(leader) => {
-            let lookup = runtime.lookup_blocking::<P::Stored>(&prepared.key);
-            if let Some((value, bytes)) = served(runtime, &prepared, lookup) {
-                leader.land(Some(bytes));
-                return policy.restore(value);
+    let key = prepared.key.as_str();
+    for _ in 0..2 {
+        match runtime.flights().join(key) {
+            Role::Lead(leader) => {
+                let lookup = runtime.lookup_blocking::<P::Stored>(&prepared.key);
+                if let Some((value, bytes)) = served(runtime, &prepared, lookup) {
+                    leader.land(Some(bytes));
+                    return policy.restore(value);
+                }
+                let output = computed(runtime, body());
+                leader.land(finish(runtime, &prepared, &policy, &output));
+                return output;
             }
-            let output = computed(runtime, body());
-            leader.land(finish(runtime, &prepared, &policy, &output));
-            output
-        }
-        Role::Wait(flight) => {
-            if let Some(value) = shared(
-                runtime,
-                &prepared,
-                flight.wait_blocking(runtime.single_flight_wait()),
-            ) {
-                return policy.restore(value);
-            }
-            let output = computed(runtime, body());
-            finish(runtime, &prepared, &policy, &output);
-            output
+            Role::Wait(flight) => match flight.wait_blocking(runtime.single_flight_wait()) {
+                Landing::Shared(bytes) => match shared(runtime, &prepared, &bytes) {
+                    Some(value) => return policy.restore(value),
+                    None => break,
+                },
+                Landing::Empty => break,
+                Landing::Stalled => runtime.flights().abandon(key, &flight),
+            },
         }
     }
+    let output = computed(runtime, body());
+    finish(runtime, &prepared, &policy, &output);
+    output
 }
 
 struct Prepared {
@@ -260,9 +266,9 @@ fn served<T>(runtime: &Runtime, prepared: &Prepared, lookup: Lookup<T>) -> Optio
 fn shared<T: serde::de::DeserializeOwned>(
     runtime: &Runtime,
     prepared: &Prepared,
-    landed: Option<Bytes>,
+    landed: &Bytes,
 ) -> Option<T> {
-    let value = decode(&landed?, &prepared.key).ok()?;
+    let value = decode(landed, &prepared.key).ok()?;
     runtime.counters().coalesced();
     tracing::debug!(
         key = prepared.key.as_str(),

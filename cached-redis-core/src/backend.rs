@@ -6,11 +6,11 @@
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-use crate::breaker::{Breaker, BreakerState, Transition};
+use crate::breaker::{Breaker, BreakerState, Evidence, Pass, Transition};
 use crate::config::Config;
 use crate::io::IoThread;
 use crate::store::{Bytes, RedisStore, Store, StoreError, Timeouts};
@@ -23,10 +23,16 @@ pub(crate) const BLOCKING_MARGIN: Duration = Duration::from_millis(20);
 pub(crate) struct RedisBackend {
     store: RedisStore,
     io: OnceLock<Option<IoThread>>,
-    write_permits: Arc<Semaphore>,
-    max_pending_writes: usize,
+    writes: Arc<Writes>,
     breaker: Arc<Breaker>,
     wait_limit: Duration,
+}
+
+/// Bounds the Redis writes in flight and tells `flush` when none is left.
+struct Writes {
+    permits: Arc<Semaphore>,
+    max: usize,
+    idle: Notify,
 }
 
 impl RedisBackend {
@@ -39,8 +45,11 @@ impl RedisBackend {
         Ok(RedisBackend {
             store: RedisStore::new(&config.redis_url, timeouts)?,
             io: OnceLock::new(),
-            write_permits: Arc::new(Semaphore::new(config.max_pending_writes)),
-            max_pending_writes: config.max_pending_writes,
+            writes: Arc::new(Writes {
+                permits: Arc::new(Semaphore::new(config.max_pending_writes)),
+                max: config.max_pending_writes,
+                idle: Notify::new(),
+            }),
             breaker: Arc::new(Breaker::new(config.breaker_failures, config.breaker_open)),
             wait_limit: config.redis_timeout.saturating_add(BLOCKING_MARGIN),
         })
@@ -63,6 +72,7 @@ impl RedisBackend {
     }
 
     /// Admits an operation and wraps it so its outcome reaches the breaker.
+    #[allow(clippy::type_complexity)]
     fn guarded<T, F>(
         &self,
         op: impl FnOnce(RedisStore) -> F,
@@ -79,23 +89,33 @@ impl RedisBackend {
     {
         let io = self.io()?;
         let pass = self.breaker.admit().ok_or(StoreError::CircuitOpen)?;
-        let (store, breaker) = (self.store.clone(), Arc::clone(&self.breaker));
+        let verdict = Verdict {
+            breaker: Arc::clone(&self.breaker),
+            store: self.store.clone(),
+            pass: Some(pass),
+        };
         let op = op(self.store.clone());
         // The deadline counts from the caller's request, not from when the
-        // I/O thread gets to it, so a backlog of operations costs fallbacks,
-        // never late answers. (A timer on the caller's side would need a
-        // cross-thread wake-up per call: +80 µs on a Redis hit, measured.)
-        let deadline = tokio::time::Instant::now() + self.wait_limit;
-        let limit = self.wait_limit;
+        // I/O thread gets to it. Taken from the std clock: a caller's paused
+        // tokio test clock must not make it expire at once.
+        let deadline = tokio::time::Instant::from_std(Instant::now() + self.wait_limit);
         Ok((io, async move {
+            let mut verdict = verdict;
+            // The store's own deadline (from when it starts) fires first for
+            // an operation that started in time; this one fires first only
+            // when the operation queued here too long — no news about Redis.
             let result = tokio::time::timeout_at(deadline, op)
                 .await
-                .unwrap_or(Err(StoreError::Timeout(limit)));
-            // A wrong-type reply is a data problem; Redis itself answered.
-            let healthy = matches!(result, Ok(_) | Err(StoreError::WrongType));
-            if let Some(transition) = breaker.record(pass, healthy) {
-                log_transition(transition, &store, result.as_ref().err());
-            }
+                .unwrap_or(Err(StoreError::Overloaded));
+            verdict.give(
+                match &result {
+                    // A wrong-type reply is a data problem; Redis itself answered.
+                    Ok(_) | Err(StoreError::WrongType) => Evidence::Healthy,
+                    Err(StoreError::Overloaded) => Evidence::None,
+                    Err(_) => Evidence::Failed,
+                },
+                result.as_ref().err(),
+            );
             result
         }))
     }
@@ -120,12 +140,13 @@ impl RedisBackend {
         ttl: Duration,
         done: impl FnOnce(bool) + Send + 'static,
     ) -> Result<(), WriteSkipped> {
-        let permit: OwnedSemaphorePermit = Arc::clone(&self.write_permits)
+        let permit: OwnedSemaphorePermit = Arc::clone(&self.writes.permits)
             .try_acquire_owned()
             .map_err(|_| WriteSkipped::QueueFull)?;
         let (io, op) = self
             .guarded(|store| async move { store.set(&key, bytes, ttl).await })
             .map_err(|_| WriteSkipped::Unavailable)?;
+        let writes = Arc::clone(&self.writes);
         io.spawn(async move {
             let result = op.await;
             if let Err(err) = &result {
@@ -133,6 +154,9 @@ impl RedisBackend {
             }
             done(result.is_ok());
             drop(permit);
+            if writes.permits.available_permits() == writes.max {
+                writes.idle.notify_waiters();
+            }
         });
         Ok(())
     }
@@ -155,29 +179,46 @@ impl RedisBackend {
         }
     }
 
+    /// Clears a domain. An operator's explicit request: it is not subject to
+    /// the breaker, and each `SCAN`/`UNLINK` round trip has the operation
+    /// deadline rather than the whole walk, which on a large database takes
+    /// as long as it takes.
     pub(crate) async fn clear(&self, prefix: String) -> Result<u64, StoreError> {
-        let (io, op) = self.guarded(|store| async move { store.clear(&prefix).await })?;
-        io.run(op).await.unwrap_or(Err(StoreError::IoUnavailable))
+        let store = self.store.clone();
+        self.io()?
+            .run(async move { store.clear(&prefix).await })
+            .await
+            .unwrap_or(Err(StoreError::IoUnavailable))
     }
 
     pub(crate) fn clear_blocking(&self, prefix: String, wait: Duration) -> Result<u64, StoreError> {
-        let (io, op) = self.guarded(|store| async move { store.clear(&prefix).await })?;
-        io.run_blocking(op, wait)
+        let store = self.store.clone();
+        self.io()?
+            .run_blocking(async move { store.clear(&prefix).await }, wait)
             .unwrap_or(Err(StoreError::Timeout(wait)))
     }
 
-    /// Waits until no write is in flight, at most `wait`.
+    /// Waits until no write is in flight, at most `wait`. Does not hold up
+    /// new writes meanwhile.
     pub(crate) fn flush_future(
         &self,
         wait: Duration,
     ) -> Result<(&IoThread, impl Future<Output = bool> + Send + 'static), StoreError> {
         let io = self.io()?;
-        let permits = Arc::clone(&self.write_permits);
-        let all = u32::try_from(self.max_pending_writes).unwrap_or(u32::MAX);
+        let writes = Arc::clone(&self.writes);
         Ok((io, async move {
-            tokio::time::timeout(wait, permits.acquire_many_owned(all))
-                .await
-                .is_ok_and(|p| p.is_ok())
+            let idle = async {
+                loop {
+                    let notified = writes.idle.notified();
+                    let mut notified = std::pin::pin!(notified);
+                    notified.as_mut().enable();
+                    if writes.permits.available_permits() == writes.max {
+                        return;
+                    }
+                    notified.await;
+                }
+            };
+            tokio::time::timeout(wait, idle).await.is_ok()
         }))
     }
 }
@@ -187,6 +228,30 @@ impl RedisBackend {
 pub(crate) enum WriteSkipped {
     QueueFull,
     Unavailable,
+}
+
+/// Reports an admitted operation's outcome to the breaker exactly once —
+/// and, if the operation is dropped unfinished (its runtime shutting down),
+/// reports "no evidence", so a probe can never leave the breaker half-open.
+struct Verdict {
+    breaker: Arc<Breaker>,
+    store: RedisStore,
+    pass: Option<Pass>,
+}
+
+impl Verdict {
+    fn give(&mut self, evidence: Evidence, error: Option<&StoreError>) {
+        let Some(pass) = self.pass.take() else { return };
+        if let Some(transition) = self.breaker.record(pass, evidence) {
+            log_transition(transition, &self.store, error);
+        }
+    }
+}
+
+impl Drop for Verdict {
+    fn drop(&mut self) {
+        self.give(Evidence::None, None);
+    }
 }
 
 /// Logs a breaker transition once (never per call), and drops the

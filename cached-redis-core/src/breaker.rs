@@ -62,6 +62,18 @@ enum State {
     HalfOpen,
 }
 
+/// What an admitted operation showed about Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Evidence {
+    /// Redis answered.
+    Healthy,
+    /// Redis failed or did not answer in time.
+    Failed,
+    /// Nothing was learned: the operation never had a fair chance to reach
+    /// Redis (it waited too long in our own queue, or was abandoned).
+    None,
+}
+
 /// What a transition did, so the caller can log it (outside the lock) and
 /// drop a connection that is no longer trusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,28 +106,35 @@ impl Breaker {
     }
 
     /// Records an admitted operation's result.
-    pub(crate) fn record(&self, pass: Pass, healthy: bool) -> Option<Transition> {
+    pub(crate) fn record(&self, pass: Pass, evidence: Evidence) -> Option<Transition> {
         let mut state = self.lock();
-        match (&mut *state, pass, healthy) {
-            (State::HalfOpen, Pass::Probe, true) => {
+        match (&mut *state, pass, evidence) {
+            (State::HalfOpen, Pass::Probe, Evidence::Healthy) => {
                 *state = State::Closed { failures: 0 };
                 Some(Transition::Closed)
             }
-            (State::HalfOpen, Pass::Probe, false) => {
+            (State::HalfOpen, Pass::Probe, Evidence::Failed) => {
                 *state = State::Open {
-                    until: Instant::now() + self.open_for,
+                    until: self.reopen_at(),
                 };
                 Some(Transition::Reopened)
             }
-            (State::Closed { failures }, Pass::Normal, true) => {
+            // The probe taught nothing: let the next call probe instead.
+            (State::HalfOpen, Pass::Probe, Evidence::None) => {
+                *state = State::Open {
+                    until: Instant::now(),
+                };
+                None
+            }
+            (State::Closed { failures }, Pass::Normal, Evidence::Healthy) => {
                 *failures = 0;
                 None
             }
-            (State::Closed { failures }, Pass::Normal, false) => {
+            (State::Closed { failures }, Pass::Normal, Evidence::Failed) => {
                 *failures += 1;
                 if *failures >= self.failures_to_open {
                     *state = State::Open {
-                        until: Instant::now() + self.open_for,
+                        until: self.reopen_at(),
                     };
                     Some(Transition::Opened)
                 } else {
@@ -126,6 +145,13 @@ impl Breaker {
             // late: the state already reflects newer evidence.
             _ => None,
         }
+    }
+
+    fn reopen_at(&self) -> Instant {
+        // The window is bounded by configuration (at most a day), so this
+        // cannot overflow; saturate anyway rather than panic.
+        let now = Instant::now();
+        now.checked_add(self.open_for).unwrap_or(now)
     }
 
     /// The current state (an expired open window reads as half-open: the next call probes).
@@ -152,7 +178,7 @@ mod tests {
 
     fn fail(breaker: &Breaker) -> Option<Transition> {
         let pass = breaker.admit().expect("admitted");
-        breaker.record(pass, false)
+        breaker.record(pass, Evidence::Failed)
     }
 
     fn wait_out_window(breaker: &Breaker) {
@@ -196,7 +222,10 @@ mod tests {
         assert_eq!(breaker.state(), BreakerState::Open);
         wait_out_window(&breaker);
         assert_eq!(breaker.admit(), Some(Pass::Probe));
-        assert_eq!(breaker.record(Pass::Probe, true), Some(Transition::Closed));
+        assert_eq!(
+            breaker.record(Pass::Probe, Evidence::Healthy),
+            Some(Transition::Closed)
+        );
         assert_eq!(breaker.admit(), Some(Pass::Normal));
     }
 
@@ -205,8 +234,30 @@ mod tests {
         let breaker = Breaker::new(1, WINDOW);
         let late = breaker.admit().unwrap();
         assert_eq!(fail(&breaker), Some(Transition::Opened));
-        assert_eq!(breaker.record(late, true), None);
+        assert_eq!(breaker.record(late, Evidence::Healthy), None);
         assert_eq!(breaker.state(), BreakerState::Open);
+    }
+
+    #[test]
+    fn a_probe_without_evidence_hands_over_to_the_next_call() {
+        let breaker = Breaker::new(1, WINDOW);
+        assert_eq!(fail(&breaker), Some(Transition::Opened));
+        wait_out_window(&breaker);
+        assert_eq!(breaker.admit(), Some(Pass::Probe));
+        assert_eq!(breaker.record(Pass::Probe, Evidence::None), None);
+        assert_eq!(
+            breaker.admit(),
+            Some(Pass::Probe),
+            "no new window: the next call probes"
+        );
+    }
+
+    #[test]
+    fn a_backlog_is_not_a_failure() {
+        let breaker = Breaker::new(1, WINDOW);
+        let pass = breaker.admit().unwrap();
+        assert_eq!(breaker.record(pass, Evidence::None), None);
+        assert_eq!(breaker.state(), BreakerState::Closed);
     }
 
     #[test]

@@ -8,9 +8,10 @@
 //! — an `Err`, a `None`, a panic, or a cancelled future — the waiters of that
 //! flight each run their own body, so one failure is never shared and never
 //! serializes the callers behind it; the key is free for the next caller.
-//! A waiter gives up after `single_flight_wait` (10 s) and computes for
-//! itself, so a leader that stalls — a future kept but no longer polled —
-//! cannot hang the others.
+//! A waiter gives up after `single_flight_wait` (10 s), takes the stalled
+//! flight off the air and starts over (it may lead a new flight), so a
+//! leader that stalls — a future kept but no longer polled — costs the
+//! callers behind it one wait at most, and later callers nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -29,6 +30,17 @@ pub(crate) struct Flights {
 pub(crate) enum Role<'a> {
     Lead(Leader<'a>),
     Wait(Arc<Flight>),
+}
+
+/// How a wait ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Landing {
+    /// The leader's sealed bytes.
+    Shared(Bytes),
+    /// The leader produced nothing to share: compute.
+    Empty,
+    /// The leader did not land in time; the flight was abandoned.
+    Stalled,
 }
 
 #[derive(Default)]
@@ -62,6 +74,18 @@ impl Flights {
             key,
             flight,
         })
+    }
+
+    /// Takes a stalled flight off the air so the next caller leads afresh
+    /// instead of queueing behind a leader that may never land.
+    pub(crate) fn abandon(&self, key: &str, flight: &Arc<Flight>) {
+        let mut in_air = lock(&self.in_air);
+        if in_air
+            .get(key)
+            .is_some_and(|current| Arc::ptr_eq(current, flight))
+        {
+            in_air.remove(key);
+        }
     }
 
     #[cfg(test)]
@@ -106,8 +130,12 @@ impl Drop for Leader<'_> {
 impl Flight {
     /// The leader's bytes; `None` if it produced nothing to share or did
     /// not land within `limit` (a stalled leader must not hang its waiters).
-    pub(crate) async fn wait(&self, limit: Duration) -> Option<Bytes> {
-        within(limit, self.landing()).await.flatten()
+    pub(crate) async fn wait(&self, limit: Duration) -> Landing {
+        match within(limit, self.landing()).await {
+            Some(Some(bytes)) => Landing::Shared(bytes),
+            Some(None) => Landing::Empty,
+            None => Landing::Stalled,
+        }
     }
 
     async fn landing(&self) -> Option<Bytes> {
@@ -124,16 +152,18 @@ impl Flight {
     }
 
     /// [`wait`](Flight::wait) for sync callers.
-    pub(crate) fn wait_blocking(&self, limit: Duration) -> Option<Bytes> {
+    pub(crate) fn wait_blocking(&self, limit: Duration) -> Landing {
         let deadline = Instant::now().checked_add(limit);
         let mut landing = lock(&self.landing);
         loop {
-            if let Some(landed) = landing.clone() {
-                return landed;
+            match landing.clone() {
+                Some(Some(bytes)) => return Landing::Shared(bytes),
+                Some(None) => return Landing::Empty,
+                None => {}
             }
             let left = deadline.map_or(limit, |d| d.saturating_duration_since(Instant::now()));
             if left.is_zero() {
-                return None;
+                return Landing::Stalled;
             }
             landing = self
                 .landed
@@ -165,7 +195,10 @@ mod tests {
         };
         let waiter = std::thread::spawn(move || flight.wait_blocking(Duration::from_secs(10)));
         leader.land(Some(Arc::from(&b"bytes"[..])));
-        assert_eq!(waiter.join().unwrap().as_deref(), Some(&b"bytes"[..]));
+        assert_eq!(
+            waiter.join().unwrap(),
+            Landing::Shared(Arc::from(&b"bytes"[..]))
+        );
         assert_eq!(flights.len(), 0, "the key is free again");
     }
 
@@ -179,7 +212,10 @@ mod tests {
             panic!()
         };
         drop(leader);
-        assert_eq!(flight.wait_blocking(Duration::from_secs(10)), None);
+        assert_eq!(
+            flight.wait_blocking(Duration::from_secs(10)),
+            Landing::Empty
+        );
         assert!(matches!(flights.join("k"), Role::Lead(_)), "not poisoned");
     }
 
@@ -213,7 +249,7 @@ mod tests {
         tokio::task::yield_now().await;
         leader.land(Some(Arc::from(&b"v"[..])));
         for waiter in waiters {
-            assert_eq!(waiter.await.unwrap().as_deref(), Some(&b"v"[..]));
+            assert_eq!(waiter.await.unwrap(), Landing::Shared(Arc::from(&b"v"[..])));
         }
     }
 }

@@ -117,3 +117,21 @@ pub fn compute_chart(req: &NatalRequest) -> Chart {
         sun_longitude: (sun % 36_000) as f64 / 100.0,
     }
 }
+
+/// Redis on, with a connect timeout far above the operation deadline, so
+/// that only the 100 ms operation deadline can keep a call short.
+pub fn deadline_runtime(url: &str, breaker_open: Duration) -> Runtime {
+    let config = Config::builder()
+        .redis_enabled(true)
+        .redis_url(url)
+        .connect_timeout(Duration::from_secs(5))
+        .breaker_open(breaker_open)
+        .build()
+        .expect("valid config");
+    Runtime::new(config)
+}
+
+/// A call must finish within the 100 ms deadline plus this much slack: well
+/// under the 1 s response backstop and the 5 s connect timeout, so a lost
+/// deadline fails the test.
+pub const DEADLINE_BOUND: Duration = Duration::from_millis(500);

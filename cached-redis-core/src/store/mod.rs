@@ -1,5 +1,6 @@
 //! Where envelopes live: Redis, and a bounded in-memory cache.
 
+mod connection;
 mod memory;
 mod redis;
 
@@ -26,6 +27,10 @@ pub enum StoreError {
     /// Redis, or the connection to it, failed.
     #[error("redis: {0}")]
     Redis(#[from] ::redis::RedisError),
+    /// The operation waited too long in this process's own queue to reach
+    /// Redis in time; says nothing about Redis's health.
+    #[error("the cache I/O thread was too busy to reach Redis in time")]
+    Overloaded,
     /// The circuit breaker is open: Redis was not contacted.
     #[error("the circuit breaker is open; Redis was not contacted")]
     CircuitOpen,

@@ -1,13 +1,13 @@
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError, Script, Value};
-use tokio::sync::watch;
+use redis::{Client, RedisError, Script, Value};
 use tokio::time::timeout;
 
+use super::connection::Connector;
 use super::{Bytes, Store, StoreError, StoreStats};
 
 /// Keys removed per `UNLINK` while clearing a domain.
@@ -51,22 +51,12 @@ pub struct RedisStore {
 }
 
 struct Inner {
-    client: Client,
+    connector: Arc<Connector>,
     op_timeout: Duration,
-    connect_timeout: Duration,
     retries: u32,
-    slot: Mutex<Slot>,
     errors: AtomicU64,
     delete_if_unchanged: Script,
     delete_if_not_string: Script,
-}
-
-/// The shared connection. Connecting happens in a task of its own so that a
-/// caller giving up at its deadline does not abort the attempt for the others.
-enum Slot {
-    Empty,
-    Connecting(watch::Receiver<Option<Result<MultiplexedConnection, RedisError>>>),
-    Ready(MultiplexedConnection),
 }
 
 impl RedisStore {
@@ -75,11 +65,9 @@ impl RedisStore {
         let client = Client::open(url)?;
         Ok(RedisStore {
             inner: Arc::new(Inner {
-                client,
+                connector: Arc::new(Connector::new(client, timeouts.connect, timeouts.operation)),
                 op_timeout: timeouts.operation,
-                connect_timeout: timeouts.connect,
                 retries: timeouts.retries,
-                slot: Mutex::new(Slot::Empty),
                 errors: AtomicU64::new(0),
                 delete_if_unchanged: Script::new(DELETE_IF_UNCHANGED),
                 delete_if_not_string: Script::new(DELETE_IF_NOT_STRING),
@@ -116,18 +104,24 @@ impl RedisStore {
         Fut: Future<Output = Result<T, RedisError>>,
     {
         let deadline = self.inner.op_timeout;
+        // The generation of the connection the last attempt used, so a
+        // failure discards that one and not a fresh one made meanwhile.
+        let mut used = None;
         let attempts = async {
             let mut attempt = 0;
             loop {
-                let result = match self.connection().await {
-                    Ok(conn) => op(conn).await,
+                let result = match self.inner.connector.get().await {
+                    Ok((conn, generation)) => {
+                        used = Some(generation);
+                        op(conn).await
+                    }
                     Err(err) => Err(err),
                 };
                 let Err(err) = result else {
                     return result.map_err(StoreError::from);
                 };
                 if err.is_unrecoverable_error() || err.is_connection_dropped() {
-                    self.reset();
+                    self.inner.connector.reset_generation(used);
                 }
                 if attempt >= self.inner.retries || !is_transient(&err) {
                     return Err(StoreError::from(err));
@@ -136,95 +130,25 @@ impl RedisStore {
                 attempt += 1;
             }
         };
-        let result = timeout(deadline, attempts)
-            .await
-            .unwrap_or(Err(StoreError::Timeout(deadline)));
+        let outcome = timeout(deadline, attempts).await;
+        let result = outcome.unwrap_or_else(|_| {
+            // A connection that lets a command time out may be dead without
+            // knowing it (a silent network drop, a failed-over address):
+            // replacing it costs one reconnect, keeping it may cost every
+            // call until the breaker opens.
+            self.inner.connector.reset_generation(used);
+            Err(StoreError::Timeout(deadline))
+        });
         if result.is_err() {
             self.inner.errors.fetch_add(1, Ordering::Relaxed);
         }
         result
     }
 
-    async fn connection(&self) -> Result<MultiplexedConnection, RedisError> {
-        let mut receiver = {
-            let mut slot = self
-                .inner
-                .slot
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            match &*slot {
-                Slot::Ready(conn) => return Ok(conn.clone()),
-                Slot::Connecting(receiver) => receiver.clone(),
-                Slot::Empty => {
-                    let (sender, receiver) = watch::channel(None);
-                    *slot = Slot::Connecting(receiver.clone());
-                    tokio::spawn(self.clone().connect(sender));
-                    receiver
-                }
-            }
-        };
-        let outcome = receiver.wait_for(Option::is_some).await;
-        match outcome.as_deref() {
-            Ok(Some(result)) => result.clone(),
-            _ => Err(RedisError::from((
-                ErrorKind::Io,
-                "the connection attempt was abandoned",
-            ))),
-        }
-    }
-
-    async fn connect(
-        self,
-        sender: watch::Sender<Option<Result<MultiplexedConnection, RedisError>>>,
-    ) {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.inner.connect_timeout))
-            // Our own deadline governs each operation; this is only a backstop.
-            .set_response_timeout(Some(self.inner.op_timeout.saturating_mul(4)));
-        let attempt = timeout(
-            self.inner.connect_timeout,
-            self.inner
-                .client
-                .get_multiplexed_async_connection_with_config(&config),
-        )
-        .await;
-        let outcome = attempt.unwrap_or_else(|_| {
-            Err(RedisError::from((
-                ErrorKind::Io,
-                "no connection within the connect timeout",
-            )))
-        });
-        {
-            let mut slot = self
-                .inner
-                .slot
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            *slot = match &outcome {
-                Ok(conn) => Slot::Ready(conn.clone()),
-                // Every attempt starts from the client's settings, never
-                // from a cached failure, so a fixed password or a restarted
-                // server is picked up by the next attempt.
-                Err(err) => {
-                    tracing::debug!(error = %err, "redis connection attempt failed");
-                    Slot::Empty
-                }
-            };
-        }
-        sender.send_replace(Some(outcome));
-    }
-
-    /// Drops the connection so the next operation reconnects (after a
-    /// failure, or when the breaker stops trusting it).
+    /// Drops the connection so the next operation reconnects (the breaker
+    /// calls this when it stops trusting Redis).
     pub(crate) fn reset(&self) {
-        let mut slot = self
-            .inner
-            .slot
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if matches!(*slot, Slot::Ready(_)) {
-            *slot = Slot::Empty;
-        }
+        self.inner.connector.reset();
     }
 }
 

@@ -195,7 +195,7 @@ mod tests {
         assert_eq!(fail(&breaker), None);
         let pass = breaker.admit().unwrap();
         assert_eq!(
-            breaker.record(pass, true),
+            breaker.record(pass, Evidence::Healthy),
             None,
             "a success resets the count"
         );
@@ -216,7 +216,7 @@ mod tests {
             assert_eq!(breaker.admit(), None, "only one probe at a time");
         }
         assert_eq!(
-            breaker.record(Pass::Probe, false),
+            breaker.record(Pass::Probe, Evidence::Failed),
             Some(Transition::Reopened)
         );
         assert_eq!(breaker.state(), BreakerState::Open);

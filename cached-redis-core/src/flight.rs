@@ -228,8 +228,19 @@ mod tests {
         let Role::Wait(flight) = flights.join("k") else {
             panic!()
         };
-        assert_eq!(flight.wait(Duration::from_millis(20)).await, None);
-        assert_eq!(flight.wait_blocking(Duration::from_millis(20)), None);
+        assert_eq!(
+            flight.wait(Duration::from_millis(20)).await,
+            Landing::Stalled
+        );
+        assert_eq!(
+            flight.wait_blocking(Duration::from_millis(20)),
+            Landing::Stalled
+        );
+        flights.abandon("k", &flight);
+        assert!(
+            matches!(flights.join("k"), Role::Lead(_)),
+            "the next caller leads afresh"
+        );
     }
 
     #[tokio::test]

@@ -66,7 +66,7 @@ async fn clear_touches_only_its_domain() {
 
     // Memory was cleared too: the next call computes again (and is correct).
     assert_eq!(natal(1, &rt), 2);
-    assert_eq!(rt.stats().redis_misses, 10);
+    assert_eq!(rt.stats().total.redis_misses, 10);
 
     let invalid = rt.clear("Natal*", "v1").await;
     assert!(invalid.is_err(), "a pattern is not a domain");

@@ -114,7 +114,7 @@ async fn test_redis_corrupt_payload() {
             "{what}: correct value"
         );
         assert_eq!(calls.get(), 1, "{what}: recomputed, not returned");
-        assert_eq!(rt.stats().corrupt, i as u64 + 1, "{what}: counted");
+        assert_eq!(rt.stats().total.corrupt, i as u64 + 1, "{what}: counted");
         let replaced = wait_until(SETTLE, || {
             let kind: String = redis::cmd("TYPE").arg(&key).query(&mut conn).unwrap();
             kind == "string" && raw(&server, &key).is_some_and(|b| is_fresh_entry(&b, &valid))
@@ -133,7 +133,7 @@ async fn test_redis_corrupt_payload() {
         natal(&other_req, &rt, &Calls::default()).await,
         compute_chart(&other_req)
     );
-    assert_eq!(rt.stats().corrupt, 9);
+    assert_eq!(rt.stats().total.corrupt, 9);
 }
 
 #[tokio::test]

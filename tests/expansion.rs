@@ -146,7 +146,7 @@ async fn every_shape_runs() {
     let service = Impl(Runtime::new(Config::default()));
     assert_eq!(service.handle(1), 2);
     assert_eq!(service.handle(1), 2);
-    assert_eq!(service.0.stats().memory_hits, 1);
+    assert_eq!(service.0.stats().total.memory_hits, 1);
 }
 
 #[redis_cached(domain = "patterns", runtime = rt, skip(rt))]
@@ -161,7 +161,7 @@ fn ignored_pattern_parts_are_not_in_the_key() {
     let rt = Runtime::new(Config::default());
     assert_eq!(partly_ignored(Point { x: 7, y: 1 }, (1, 1), &rt), 8);
     assert_eq!(partly_ignored(Point { x: 7, y: 2 }, (1, 2), &rt), 8);
-    assert_eq!(rt.stats().memory_hits, 1);
+    assert_eq!(rt.stats().total.memory_hits, 1);
     assert_eq!(partly_ignored(Point { x: 8, y: 2 }, (1, 2), &rt), 9);
-    assert_eq!(rt.stats().computes, 2);
+    assert_eq!(rt.stats().total.computes, 2);
 }

@@ -35,7 +35,7 @@ async fn flag_off_never_connects_and_memory_serves() {
         2,
         "one computation per function, then memory hits"
     );
-    assert_eq!(rt.stats().memory_hits, 4);
+    assert_eq!(rt.stats().total.memory_hits, 4);
     assert!(rt.flush(SETTLE).await);
     rt.clear("natal", "v1").await.unwrap();
     assert_eq!(
@@ -87,9 +87,9 @@ async fn assert_bounded_and_correct(rt: &Runtime) {
             started.elapsed()
         );
     }
-    assert!(rt.stats().redis_errors > 0, "{:?}", rt.stats());
+    assert!(rt.stats().total.redis_errors > 0, "{:?}", rt.stats());
     assert!(
-        rt.stats().memory_hits > 0,
+        rt.stats().total.memory_hits > 0,
         "the memory cache serves while Redis is down"
     );
 }

@@ -36,7 +36,7 @@ async fn test_redis_hit_miss_cycle() {
     let other = redis_runtime(&server.url());
     assert_eq!(natal(&a, &other, &calls).await, compute_chart(&a));
     assert_eq!(calls.get(), 2);
-    assert_eq!(other.stats().redis_hits, 1);
+    assert_eq!(other.stats().total.redis_hits, 1);
 }
 
 #[redis_cached(domain = "natal", ttl = "1s", runtime = rt, skip(rt, calls))]
@@ -141,7 +141,7 @@ async fn key_format() {
     // Keys are a pure function of the input: another runtime computes the same one.
     let again = redis_runtime(&server.url());
     natal(&NatalRequest::new("1990-01-01"), &again, &Calls::default()).await;
-    assert_eq!(again.stats().redis_hits, 1);
+    assert_eq!(again.stats().total.redis_hits, 1);
 }
 
 #[redis_cached(domain = "natal", runtime = rt, skip(rt, calls))]
@@ -316,7 +316,7 @@ async fn sync_function_inside_a_current_thread_runtime() {
     assert_eq!(blocking_square(12, &rt, &calls), 144);
     assert_eq!(calls.get(), 1);
     assert_eq!(
-        rt.stats().redis_hits,
+        rt.stats().total.redis_hits,
         1,
         "the second call was served by Redis"
     );

@@ -84,7 +84,7 @@ async fn test_redis_timeout_fallback() {
             started.elapsed()
         );
     }
-    assert!(rt.stats().redis_errors >= 3, "{:?}", rt.stats());
+    assert!(rt.stats().total.redis_errors >= 3, "{:?}", rt.stats());
     // A value cached before the freeze is still served, from memory.
     assert_eq!(
         natal(&request(0), &rt, &calls).await,
@@ -143,7 +143,7 @@ async fn test_circuit_breaker_trip_reset() {
         5,
         "traffic while open"
     );
-    assert!(rt.stats().redis_skipped >= 50);
+    assert!(rt.stats().total.redis_skipped >= 50);
 
     // Half-open while Redis still fails: of a burst, exactly one probe goes out, and fails.
     assert!(wait_until(SETTLE, || rt.breaker_state() == BreakerState::HalfOpen));
@@ -169,9 +169,13 @@ async fn test_circuit_breaker_trip_reset() {
     natal(&fresh, &rt, &calls).await;
     assert_eq!(rt.breaker_state(), BreakerState::Closed);
     assert!(rt.flush(SETTLE).await);
-    let hits = rt.stats().redis_hits;
+    let hits = rt.stats().total.redis_hits;
     natal(&fresh, &rt, &calls).await;
-    assert_eq!(rt.stats().redis_hits, hits + 1, "served by Redis again");
+    assert_eq!(
+        rt.stats().total.redis_hits,
+        hits + 1,
+        "served by Redis again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,9 +237,9 @@ async fn killed_mid_traffic_then_restarted() {
         "no value reached the restarted Redis; stats {:?}",
         rt.stats()
     );
-    let hits = rt.stats().redis_hits;
+    let hits = rt.stats().total.redis_hits;
     natal(&fresh, &rt, &calls).await;
-    assert_eq!(rt.stats().redis_hits, hits + 1);
+    assert_eq!(rt.stats().total.redis_hits, hits + 1);
 }
 
 /// Runs an async cached call to completion from inside a sync closure.
@@ -274,9 +278,9 @@ async fn wrong_password_then_fixed_on_the_server() {
     });
     assert!(resumed, "caching did not resume; stats {:?}", rt.stats());
     assert!(rt.flush(SETTLE).await);
-    let hits = rt.stats().redis_hits;
+    let hits = rt.stats().total.redis_hits;
     natal(&fresh, &rt, &calls).await;
-    assert_eq!(rt.stats().redis_hits, hits + 1, "served by Redis");
+    assert_eq!(rt.stats().total.redis_hits, hits + 1, "served by Redis");
 }
 
 #[redis_cached(domain = "stampede", runtime = rt, skip(rt, calls))]
@@ -308,7 +312,7 @@ async fn stampede_runs_the_body_once() {
             assert_eq!(task.await.unwrap(), 42);
         }
         assert_eq!(shared.1.get(), 1, "500 concurrent calls, one computation");
-        assert_eq!(shared.0.stats().computes, 1);
+        assert_eq!(shared.0.stats().total.computes, 1);
     }
 }
 
@@ -440,7 +444,7 @@ async fn oom_and_readonly_replies_fall_back() {
         );
         assert!(rt.flush(SETTLE).await);
     }
-    assert!(rt.stats().redis_errors >= 3, "{:?}", rt.stats());
+    assert!(rt.stats().total.redis_errors >= 3, "{:?}", rt.stats());
     let () = redis::cmd("CONFIG")
         .arg("SET")
         .arg("maxmemory")
@@ -458,7 +462,7 @@ async fn oom_and_readonly_replies_fall_back() {
         .arg(&refused_port)
         .query(&mut admin)
         .unwrap();
-    let errors = rt.stats().redis_errors;
+    let errors = rt.stats().total.redis_errors;
     for i in 10..12 {
         assert_eq!(
             natal(&request(i), &rt, &calls).await,
@@ -466,7 +470,11 @@ async fn oom_and_readonly_replies_fall_back() {
         );
         assert!(rt.flush(SETTLE).await);
     }
-    assert!(rt.stats().redis_errors >= errors + 2, "{:?}", rt.stats());
+    assert!(
+        rt.stats().total.redis_errors >= errors + 2,
+        "{:?}",
+        rt.stats()
+    );
     assert_eq!(calls.get(), 5);
 }
 
@@ -501,7 +509,12 @@ async fn a_full_write_queue_drops_writes_without_blocking() {
         assert!(correct);
         assert!(took < BOUNDED, "a call waited for a write: {took:?}");
     }
-    assert_eq!(shared.0.stats().writes_dropped, 8, "{:?}", shared.0.stats());
+    assert_eq!(
+        shared.0.stats().total.writes_dropped,
+        8,
+        "{:?}",
+        shared.0.stats()
+    );
     // This process still serves them, from memory.
     assert_eq!(
         natal(&request(5), &shared.0, &shared.1).await,

@@ -14,6 +14,7 @@ use crate::breaker::{Breaker, BreakerState, Evidence, Pass, Transition};
 use crate::config::Config;
 use crate::io::IoThread;
 use crate::store::{Bytes, RedisStore, Store, StoreError, Timeouts};
+use crate::telemetry::Telemetry;
 
 /// Sync callers wait this much longer than the Redis deadline for the I/O
 /// thread's answer before giving up on it, so a busy I/O thread costs a
@@ -25,6 +26,7 @@ pub(crate) struct RedisBackend {
     io: OnceLock<Option<IoThread>>,
     writes: Arc<Writes>,
     breaker: Arc<Breaker>,
+    telemetry: Arc<Telemetry>,
     wait_limit: Duration,
 }
 
@@ -36,7 +38,10 @@ struct Writes {
 }
 
 impl RedisBackend {
-    pub(crate) fn new(config: &Config) -> Result<RedisBackend, StoreError> {
+    pub(crate) fn new(
+        config: &Config,
+        telemetry: Arc<Telemetry>,
+    ) -> Result<RedisBackend, StoreError> {
         let timeouts = Timeouts {
             operation: config.redis_timeout,
             connect: config.connect_timeout,
@@ -51,6 +56,7 @@ impl RedisBackend {
                 idle: Notify::new(),
             }),
             breaker: Arc::new(Breaker::new(config.breaker_failures, config.breaker_open)),
+            telemetry,
             wait_limit: config.redis_timeout.saturating_add(BLOCKING_MARGIN),
         })
     }
@@ -89,9 +95,13 @@ impl RedisBackend {
     {
         let io = self.io()?;
         let pass = self.breaker.admit().ok_or(StoreError::CircuitOpen)?;
+        if pass == Pass::Probe {
+            self.telemetry.breaker(BreakerState::HalfOpen);
+        }
         let verdict = Verdict {
             breaker: Arc::clone(&self.breaker),
             store: self.store.clone(),
+            telemetry: Arc::clone(&self.telemetry),
             pass: Some(pass),
         };
         let op = op(self.store.clone());
@@ -138,7 +148,7 @@ impl RedisBackend {
         key: Arc<str>,
         bytes: Bytes,
         ttl: Duration,
-        done: impl FnOnce(bool) + Send + 'static,
+        done: impl FnOnce(Result<(), StoreError>) + Send + 'static,
     ) -> Result<(), WriteSkipped> {
         let permit: OwnedSemaphorePermit = Arc::clone(&self.writes.permits)
             .try_acquire_owned()
@@ -152,7 +162,7 @@ impl RedisBackend {
             if let Err(err) = &result {
                 tracing::debug!(error = %err, "redis write failed");
             }
-            done(result.is_ok());
+            done(result);
             drop(permit);
             if writes.permits.available_permits() == writes.max {
                 writes.idle.notify_waiters();
@@ -236,14 +246,22 @@ pub(crate) enum WriteSkipped {
 struct Verdict {
     breaker: Arc<Breaker>,
     store: RedisStore,
+    telemetry: Arc<Telemetry>,
     pass: Option<Pass>,
 }
 
 impl Verdict {
     fn give(&mut self, evidence: Evidence, error: Option<&StoreError>) {
         let Some(pass) = self.pass.take() else { return };
-        if let Some(transition) = self.breaker.record(pass, evidence) {
+        let probe = pass == Pass::Probe;
+        let transition = self.breaker.record(pass, evidence);
+        if let Some(transition) = transition {
             log_transition(transition, &self.store, error);
+        }
+        if probe || transition.is_some() {
+            // A probe without evidence changes the state without a
+            // transition (back to open, ready for the next probe).
+            self.telemetry.breaker(self.breaker.state());
         }
     }
 }

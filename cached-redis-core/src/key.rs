@@ -62,6 +62,14 @@ impl CacheKey {
         &self.key
     }
 
+    /// The hash part of the key (after the last `:`): safe to log, it
+    /// reveals nothing of the arguments.
+    pub fn hash(&self) -> &str {
+        self.key
+            .rsplit_once(':')
+            .map_or(self.key.as_str(), |(_, hash)| hash)
+    }
+
     /// SHA-256 of the whole key input; stored in the envelope and checked on read.
     pub fn digest(&self) -> &[u8; 32] {
         &self.digest

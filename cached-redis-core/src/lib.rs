@@ -19,6 +19,7 @@
 
 mod backend;
 mod breaker;
+mod call;
 mod canonical;
 mod codec;
 mod config;
@@ -33,6 +34,7 @@ mod runtime;
 mod schema;
 mod stats;
 pub mod store;
+mod telemetry;
 
 #[doc(hidden)]
 pub mod __private;
@@ -54,5 +56,5 @@ pub use key::{
 };
 pub use runtime::{ClearError, Runtime};
 pub use schema::schema_fingerprint;
-pub use stats::CacheStats;
+pub use stats::{CacheStats, Stats};
 pub use store::{StoreError, StoreStats};

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -14,8 +14,9 @@ use crate::config::{Config, ConfigError};
 use crate::envelope;
 use crate::flight::Flights;
 use crate::key::{CacheKey, KeyError, domain_prefix};
-use crate::stats::{CacheStats, Counters};
+use crate::stats::{Stats, Tally};
 use crate::store::{Bytes, MemoryStore, StoreError};
+use crate::telemetry::Telemetry;
 
 /// Where a lookup found its value; each carries the decoded value and the
 /// validated envelope it came from (shared with waiting callers).
@@ -24,8 +25,26 @@ pub(crate) enum Lookup<T> {
     Redis(T, Bytes),
     /// In this process: the memory cache, or a write still in flight.
     Memory(T, Bytes),
+    /// In the memory cache, because Redis failed or the breaker is open.
+    Fallback(T, Bytes),
     /// Nowhere: the body must run.
     Miss,
+}
+
+impl<T> Lookup<T> {
+    fn into_fallback(self) -> Lookup<T> {
+        match self {
+            Lookup::Memory(value, bytes) => Lookup::Fallback(value, bytes),
+            other => other,
+        }
+    }
+}
+
+/// One cached call's key, domain and TTL.
+pub(crate) struct Call {
+    pub(crate) key: CacheKey,
+    pub(crate) domain: &'static str,
+    pub(crate) ttl: Duration,
 }
 
 /// Why [`Runtime::clear`] failed.
@@ -66,7 +85,7 @@ struct Inner {
     /// so a process always reads its own writes.
     pending: Mutex<HashMap<Arc<str>, Bytes>>,
     flights: Flights,
-    counters: Counters,
+    telemetry: Arc<Telemetry>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -83,8 +102,9 @@ impl Runtime {
         let memory = config
             .memory_fallback
             .then(|| MemoryStore::new(config.memory_capacity));
+        let telemetry = Arc::new(Telemetry::default());
         let redis = if config.redis_enabled {
-            RedisBackend::new(&config)
+            RedisBackend::new(&config, Arc::clone(&telemetry))
                 .map_err(|err| tracing::error!(error = %err, "invalid Redis configuration; Redis is unused"))
                 .ok()
         } else {
@@ -97,7 +117,7 @@ impl Runtime {
                 redis,
                 pending: Mutex::new(HashMap::new()),
                 flights: Flights::default(),
-                counters: Counters::default(),
+                telemetry,
             }),
         }
     }
@@ -112,9 +132,9 @@ impl Runtime {
         &self.inner.config
     }
 
-    /// Counters since the runtime was built.
-    pub fn stats(&self) -> CacheStats {
-        self.inner.counters.snapshot()
+    /// Counters since the runtime was built, per domain and in total.
+    pub fn stats(&self) -> Stats {
+        self.inner.telemetry.snapshot()
     }
 
     /// The circuit breaker's state; `Closed` when Redis is off.
@@ -197,8 +217,8 @@ impl Runtime {
         self.inner.redis.is_some() || self.inner.memory.is_some()
     }
 
-    pub(crate) fn counters(&self) -> &Counters {
-        &self.inner.counters
+    pub(crate) fn telemetry(&self) -> &Telemetry {
+        &self.inner.telemetry
     }
 
     pub(crate) fn flights(&self) -> &Flights {
@@ -209,28 +229,30 @@ impl Runtime {
         self.inner.config.single_flight_wait
     }
 
-    /// Looks `key` up, from an async caller.
-    pub(crate) async fn lookup<T: DeserializeOwned>(&self, key: &CacheKey) -> Lookup<T> {
-        if let Some(found) = self.local_value(key) {
+    /// Looks `call`'s key up, from an async caller.
+    pub(crate) async fn lookup<T: DeserializeOwned>(&self, call: &Call) -> Lookup<T> {
+        if let Some(found) = self.local_value(&call.key) {
             return found;
         }
         let Some(redis) = &self.inner.redis else {
-            return self.memory_value(key);
+            return self.memory_value(&call.key);
         };
-        let read = redis.get(Arc::from(key.as_str())).await;
-        self.resolve(key, read)
+        let started = Instant::now();
+        let read = redis.get(Arc::from(call.key.as_str())).await;
+        self.resolve(call, started, read)
     }
 
-    /// Looks `key` up, from a sync caller; never blocks longer than the Redis deadline.
-    pub(crate) fn lookup_blocking<T: DeserializeOwned>(&self, key: &CacheKey) -> Lookup<T> {
-        if let Some(found) = self.local_value(key) {
+    /// Looks `call`'s key up, from a sync caller; never blocks longer than the Redis deadline.
+    pub(crate) fn lookup_blocking<T: DeserializeOwned>(&self, call: &Call) -> Lookup<T> {
+        if let Some(found) = self.local_value(&call.key) {
             return found;
         }
         let Some(redis) = &self.inner.redis else {
-            return self.memory_value(key);
+            return self.memory_value(&call.key);
         };
-        let read = redis.get_blocking(Arc::from(key.as_str()));
-        self.resolve(key, read)
+        let started = Instant::now();
+        let read = redis.get_blocking(Arc::from(call.key.as_str()));
+        self.resolve(call, started, read)
     }
 
     /// A value whose Redis write is still in flight (Redis on), so the next
@@ -261,9 +283,14 @@ impl Runtime {
 
     fn resolve<T: DeserializeOwned>(
         &self,
-        key: &CacheKey,
+        call: &Call,
+        started: Instant,
         read: Result<Option<Bytes>, StoreError>,
     ) -> Lookup<T> {
+        let (key, domain, telemetry) = (&call.key, call.domain, &self.inner.telemetry);
+        if !matches!(read, Err(StoreError::CircuitOpen)) {
+            telemetry.redis_op(domain, "get", started.elapsed());
+        }
         match read {
             Ok(Some(bytes)) => match decode(&bytes, key) {
                 Ok(value) => {
@@ -274,38 +301,48 @@ impl Runtime {
                 // with ours is not purged: it is someone's good value. Our
                 // write after the computation replaces it either way.
                 Err(DecodeError::Envelope(envelope::EnvelopeError::DigestMismatch)) => {
-                    tracing::debug!(key = key.as_str(), "the entry belongs to another key input");
-                    self.inner.counters.corrupt();
+                    tracing::debug!(
+                        domain,
+                        key = key.hash(),
+                        "the entry belongs to another key input"
+                    );
+                    telemetry.record(domain, Tally::Corrupt);
                     Lookup::Miss
                 }
                 Err(reason) => {
-                    tracing::warn!(key = key.as_str(), %reason, "purging an invalid cache entry");
-                    self.inner.counters.corrupt();
+                    telemetry.record(domain, Tally::Corrupt);
+                    telemetry.warn("corrupt", |suppressed| {
+                        tracing::warn!(domain, key = key.hash(), %reason, suppressed, "purging an invalid cache entry");
+                    });
                     self.purge(key, Some(bytes));
                     Lookup::Miss
                 }
             },
             Ok(None) => {
-                self.inner.counters.redis_miss();
+                telemetry.record(domain, Tally::RedisMiss);
                 Lookup::Miss
             }
             Err(StoreError::WrongType) => {
-                tracing::warn!(
-                    key = key.as_str(),
-                    "purging a non-string value at a cache key"
-                );
-                self.inner.counters.corrupt();
+                telemetry.record(domain, Tally::Corrupt);
+                telemetry.warn("corrupt", |suppressed| {
+                    tracing::warn!(
+                        domain,
+                        key = key.hash(),
+                        suppressed,
+                        "purging a non-string value at a cache key"
+                    );
+                });
                 self.purge(key, None);
                 Lookup::Miss
             }
             Err(StoreError::CircuitOpen) => {
-                self.inner.counters.redis_skipped();
-                self.memory_value(key)
+                telemetry.record(domain, Tally::RedisSkipped);
+                self.memory_value(key).into_fallback()
             }
             Err(err) => {
-                tracing::debug!(key = key.as_str(), error = %err, "redis read failed; falling back");
-                self.inner.counters.redis_error();
-                self.memory_value(key)
+                tracing::debug!(domain, key = key.hash(), error = %err, "redis read failed; falling back");
+                telemetry.redis_error(domain, &err);
+                self.memory_value(key).into_fallback()
             }
         }
     }
@@ -336,46 +373,51 @@ impl Runtime {
 
     /// Stores a freshly computed value: in memory at once, in Redis behind
     /// the caller. Returns the sealed bytes, for callers waiting on this key.
-    pub(crate) fn store<T: Serialize + ?Sized>(
-        &self,
-        key: &CacheKey,
-        value: &T,
-        ttl: Duration,
-    ) -> Option<Bytes> {
+    pub(crate) fn store<T: Serialize + ?Sized>(&self, call: &Call, value: &T) -> Option<Bytes> {
         let body = match Postcard::encode(value) {
             Ok(body) => body,
             Err(err) => {
-                tracing::warn!(key = key.as_str(), error = %err, "value cannot be encoded; not cached");
+                tracing::warn!(domain = call.domain, error = %err, "value cannot be encoded; not cached");
                 return None;
             }
         };
-        let bytes: Bytes = envelope::seal(key.digest(), Postcard::ID, ttl, &body).into();
+        let bytes: Bytes = envelope::seal(call.key.digest(), Postcard::ID, call.ttl, &body).into();
         if let Some(memory) = &self.inner.memory {
-            memory.insert(key.as_str(), Arc::clone(&bytes), ttl);
+            memory.insert(call.key.as_str(), Arc::clone(&bytes), call.ttl);
         }
-        self.write_behind(key, Arc::clone(&bytes), ttl);
+        self.write_behind(call, Arc::clone(&bytes));
         Some(bytes)
     }
 
     /// Hands the Redis write to the I/O thread; never waits for it.
-    fn write_behind(&self, key: &CacheKey, bytes: Bytes, ttl: Duration) {
+    fn write_behind(&self, call: &Call, bytes: Bytes) {
         let Some(redis) = &self.inner.redis else {
             return;
         };
-        let name: Arc<str> = Arc::from(key.as_str());
+        let name: Arc<str> = Arc::from(call.key.as_str());
         self.pending().insert(Arc::clone(&name), Arc::clone(&bytes));
         let inner = Arc::clone(&self.inner);
-        let (written_name, written_bytes) = (Arc::clone(&name), Arc::clone(&bytes));
-        let started = redis.set(Arc::clone(&name), Arc::clone(&bytes), ttl, move |written| {
-            if !written {
-                inner.counters.redis_error();
-            }
-            inner.forget_pending(&written_name, &written_bytes);
-        });
-        if let Err(skipped) = started {
+        let (written_name, written_bytes, domain) =
+            (Arc::clone(&name), Arc::clone(&bytes), call.domain);
+        let started = Instant::now();
+        let write = redis.set(
+            Arc::clone(&name),
+            Arc::clone(&bytes),
+            call.ttl,
+            move |result| {
+                inner.telemetry.redis_op(domain, "set", started.elapsed());
+                if let Err(err) = result {
+                    inner.telemetry.redis_error(domain, &err);
+                }
+                inner.forget_pending(&written_name, &written_bytes);
+            },
+        );
+        if let Err(skipped) = write {
             self.inner.forget_pending(&name, &bytes);
             if skipped == WriteSkipped::QueueFull {
-                self.inner.counters.write_dropped();
+                self.inner
+                    .telemetry
+                    .record(call.domain, Tally::WriteDropped);
             }
         }
     }

@@ -1,13 +1,14 @@
-//! What the cache did, counted.
+//! What the cache did, counted — per domain and in total.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Counters since the runtime was built.
+/// Counters of one domain, or of all of them.
 ///
 /// ```
 /// let runtime = cached_redis_core::Runtime::new(Default::default());
 /// let stats = runtime.stats();
-/// assert_eq!(stats.hit_ratio(), None);
+/// assert_eq!(stats.total.hit_ratio(), None);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -20,13 +21,14 @@ pub struct CacheStats {
     pub memory_hits: u64,
     /// Calls whose body ran.
     pub computes: u64,
-    /// Redis operations that failed (the call fell back).
+    /// Redis operations that failed (the call fell back), corrupt entries included.
     pub redis_errors: u64,
-    /// Stored entries that failed validation and were purged.
+    /// Stored entries that failed validation.
     pub corrupt: u64,
     /// Redis writes dropped because too many were in flight.
     pub writes_dropped: u64,
-    /// Calls that skipped the cache because their key could not be built.
+    /// Calls that skipped the cache: a key that could not be built, or a
+    /// type postcard cannot read back.
     pub bypassed: u64,
     /// Redis operations not attempted because the circuit breaker was open.
     pub redis_skipped: u64,
@@ -35,7 +37,7 @@ pub struct CacheStats {
 }
 
 impl CacheStats {
-    /// Hits (Redis and memory) over calls that looked up a key, or `None` before any.
+    /// Hits (Redis, memory, shared) over calls that looked up a key, or `None` before any.
     pub fn hit_ratio(&self) -> Option<f64> {
         let hits = self.redis_hits + self.memory_hits + self.coalesced;
         let lookups = hits + self.computes.saturating_sub(self.bypassed);
@@ -43,55 +45,73 @@ impl CacheStats {
     }
 }
 
-#[derive(Default)]
-pub(crate) struct Counters {
-    redis_hits: AtomicU64,
-    redis_misses: AtomicU64,
-    memory_hits: AtomicU64,
-    computes: AtomicU64,
-    redis_errors: AtomicU64,
-    corrupt: AtomicU64,
-    writes_dropped: AtomicU64,
-    bypassed: AtomicU64,
-    redis_skipped: AtomicU64,
-    coalesced: AtomicU64,
+/// Every domain's counters and their sum, as returned by
+/// [`Runtime::stats`](crate::Runtime::stats). No metrics exporter needed.
+///
+/// ```
+/// use cached_redis_core::{Config, Runtime};
+/// let runtime = Runtime::new(Config::default());
+/// let stats = runtime.stats();
+/// assert!(stats.domains.is_empty());
+/// assert_eq!(stats.hit_ratio(), None);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// All domains together.
+    pub total: CacheStats,
+    /// Each domain that has seen a call, by name.
+    pub domains: BTreeMap<String, CacheStats>,
 }
 
-macro_rules! bump {
-    ($($name:ident => $field:ident),* $(,)?) => {$(
-        pub(crate) fn $name(&self) {
-            self.$field.fetch_add(1, Ordering::Relaxed);
-        }
-    )*};
+impl Stats {
+    /// The overall hit ratio, or `None` before any lookup.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        self.total.hit_ratio()
+    }
+
+    /// One domain's counters (zero if it has seen no call).
+    pub fn domain(&self, domain: &str) -> CacheStats {
+        self.domains.get(domain).copied().unwrap_or_default()
+    }
 }
+
+/// One thing that happened, to count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tally {
+    RedisHit,
+    RedisMiss,
+    MemoryHit,
+    Compute,
+    RedisError,
+    Corrupt,
+    WriteDropped,
+    Bypass,
+    RedisSkipped,
+    Coalesced,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters([AtomicU64; 10]);
 
 impl Counters {
-    bump! {
-        redis_hit => redis_hits,
-        redis_miss => redis_misses,
-        memory_hit => memory_hits,
-        compute => computes,
-        redis_error => redis_errors,
-        corrupt => corrupt,
-        write_dropped => writes_dropped,
-        bypass => bypassed,
-        redis_skipped => redis_skipped,
-        coalesced => coalesced,
+    pub(crate) fn bump(&self, tally: Tally) {
+        self.0[tally as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn snapshot(&self) -> CacheStats {
-        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let get = |tally: Tally| self.0[tally as usize].load(Ordering::Relaxed);
         CacheStats {
-            redis_hits: get(&self.redis_hits),
-            redis_misses: get(&self.redis_misses),
-            memory_hits: get(&self.memory_hits),
-            computes: get(&self.computes),
-            redis_errors: get(&self.redis_errors),
-            corrupt: get(&self.corrupt),
-            writes_dropped: get(&self.writes_dropped),
-            bypassed: get(&self.bypassed),
-            redis_skipped: get(&self.redis_skipped),
-            coalesced: get(&self.coalesced),
+            redis_hits: get(Tally::RedisHit),
+            redis_misses: get(Tally::RedisMiss),
+            memory_hits: get(Tally::MemoryHit),
+            computes: get(Tally::Compute),
+            redis_errors: get(Tally::RedisError),
+            corrupt: get(Tally::Corrupt),
+            writes_dropped: get(Tally::WriteDropped),
+            bypassed: get(Tally::Bypass),
+            redis_skipped: get(Tally::RedisSkipped),
+            coalesced: get(Tally::Coalesced),
         }
     }
 }

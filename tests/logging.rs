@@ -1,5 +1,6 @@
 //! What an outage writes to the log: each breaker transition once, never a
-//! line per call, and never the password. One global subscriber, so this
+//! line per call, never the password, and per call a span with the key's
+//! hash but not the arguments. One global subscriber, so this
 //! file holds a single test.
 
 mod common;
@@ -42,6 +43,7 @@ async fn an_outage_logs_each_transition_once_and_no_secret() {
     let writer = captured.clone();
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
         .with_writer(move || writer.clone())
         .init();
 
@@ -86,4 +88,12 @@ async fn an_outage_logs_each_transition_once_and_no_secret() {
         "the configured password leaked:\n{log}"
     );
     assert!(log.contains("***"), "the redacted URL is logged: {log}");
+
+    // One span per call, with the key's hash part and the outcome, never the arguments.
+    assert!(log.contains("cached_call{domain=\"natal\" key=\""), "{log}");
+    assert!(
+        log.contains("outcome=\"fallback\"") || log.contains("outcome=\"miss\""),
+        "{log}"
+    );
+    assert!(!log.contains("1990-01-"), "an argument reached the log");
 }

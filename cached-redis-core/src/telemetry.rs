@@ -151,3 +151,36 @@ pub(crate) fn error_kind(error: &StoreError) -> &'static str {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_rate_limited_and_count_what_they_suppress() {
+        let telemetry = Telemetry::default();
+        let mut emitted = Vec::new();
+        for _ in 0..100 {
+            telemetry.warn("corrupt", |suppressed| emitted.push(suppressed));
+        }
+        assert_eq!(emitted, vec![0], "one line for a hundred events");
+        telemetry.warn("key", |suppressed| emitted.push(suppressed));
+        assert_eq!(emitted, vec![0, 0], "kinds are limited separately");
+        let warnings = telemetry.warnings.lock().unwrap();
+        assert_eq!(warnings.get("corrupt").map(|(_, n)| *n), Some(99));
+    }
+
+    #[test]
+    fn stats_are_kept_per_domain_and_in_total() {
+        let telemetry = Telemetry::default();
+        telemetry.record("natal", Tally::RedisHit);
+        telemetry.record("natal", Tally::RedisMiss);
+        telemetry.record("transit", Tally::MemoryHit);
+        let stats = telemetry.snapshot();
+        assert_eq!(stats.domain("natal").redis_hits, 1);
+        assert_eq!(stats.domain("transit").memory_hits, 1);
+        assert_eq!(stats.total.redis_hits + stats.total.memory_hits, 2);
+        assert_eq!(stats.domain("natal").hit_ratio(), Some(1.0));
+        assert_eq!(stats.domain("absent"), Default::default());
+    }
+}

@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use cached_redis::{Runtime, redis_cached};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 
 /// What `/natal` takes as query parameters.
@@ -86,9 +86,16 @@ async fn render_metrics(State(state): State<Arc<AppState>>) -> String {
     state.metrics.render()
 }
 
-/// Installs the Prometheus recorder for this process.
+/// Installs the Prometheus recorder for this process. Timings are real
+/// histograms (buckets from 50 µs to 10 s), which add up across instances
+/// as summaries cannot.
 pub fn install_metrics() -> Result<PrometheusHandle, Box<dyn std::error::Error>> {
-    Ok(PrometheusBuilder::new().install_recorder()?)
+    const BUCKETS: &[f64] = &[
+        0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.1, 0.25, 1.0, 10.0,
+    ];
+    let builder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)?;
+    Ok(builder.install_recorder()?)
 }
 
 #[tokio::main]

@@ -56,9 +56,14 @@ fn natal_path(born: &str) -> String {
 async fn metrics_show_misses_hits_errors_and_fallbacks() {
     let metrics = natal_service::install_metrics().expect("the only recorder in this test binary");
     let server = RedisServer::start();
+    // Generous deadlines: the first phase counts exact misses and hits, which
+    // a stall on a loaded machine must not turn into fallbacks. The kill
+    // phase is refused at once, so it does not wait on them.
     let config = Config::builder()
         .redis_enabled(true)
         .redis_url(server.url())
+        .redis_timeout(Duration::from_secs(2))
+        .connect_timeout(Duration::from_secs(2))
         .breaker_open(Duration::from_secs(60))
         .build()
         .unwrap();
@@ -121,6 +126,13 @@ async fn metrics_show_misses_hits_errors_and_fallbacks() {
         })
     });
     assert!(opened, "{:?}", runtime.stats());
+    // The gauge is published just after the state changes, by the I/O thread.
+    let published = tokio::task::block_in_place(|| {
+        wait_until(Duration::from_secs(5), || {
+            metric(&get(addr, "/metrics"), "cache_breaker_state", &natal) == 2.0
+        })
+    });
+    assert!(published);
     let served_from_memory =
         tokio::task::spawn_blocking(move || get(addr, &natal_path("1990-01-01")))
             .await

@@ -256,7 +256,7 @@ impl Verdict {
         let probe = pass == Pass::Probe;
         let transition = self.breaker.record(pass, evidence);
         if let Some(transition) = transition {
-            log_transition(transition, &self.store, error);
+            log_transition(transition, &self.store, &self.telemetry, error);
         }
         if probe || transition.is_some() {
             // A probe without evidence changes the state without a
@@ -272,19 +272,40 @@ impl Drop for Verdict {
     }
 }
 
-/// Logs a breaker transition once (never per call), and drops the
-/// connection when the breaker stops trusting Redis, so the next probe
-/// starts from a fresh connection rather than a stuck one.
-fn log_transition(transition: Transition, store: &RedisStore, error: Option<&StoreError>) {
+/// Logs a breaker transition (rate-limited per kind, so a flapping Redis
+/// or a short open window cannot flood the log), and drops the connection
+/// when the breaker stops trusting Redis, so the next probe starts from a
+/// fresh connection rather than a stuck one.
+fn log_transition(
+    transition: Transition,
+    store: &RedisStore,
+    telemetry: &Telemetry,
+    error: Option<&StoreError>,
+) {
+    let error = error.map(ToString::to_string);
     match transition {
         Transition::Opened => {
             store.reset();
-            tracing::warn!(error = ?error.map(ToString::to_string), "redis circuit breaker opened; serving from memory");
+            telemetry.warn("breaker_opened", |suppressed| {
+                tracing::warn!(
+                    ?error,
+                    suppressed,
+                    "redis circuit breaker opened; serving from memory"
+                );
+            });
         }
         Transition::Reopened => {
             store.reset();
-            tracing::warn!(error = ?error.map(ToString::to_string), "redis probe failed; circuit breaker open again");
+            telemetry.warn("breaker_reopened", |suppressed| {
+                tracing::warn!(
+                    ?error,
+                    suppressed,
+                    "redis probe failed; circuit breaker open again"
+                );
+            });
         }
-        Transition::Closed => tracing::warn!("redis probe succeeded; circuit breaker closed"),
+        Transition::Closed => telemetry.warn("breaker_closed", |suppressed| {
+            tracing::warn!(suppressed, "redis probe succeeded; circuit breaker closed");
+        }),
     }
 }

@@ -33,7 +33,7 @@ where
         let started = Instant::now();
         let Some(call) = prepare::<P>(runtime, site, input) else {
             let output = computed(runtime, site.domain, body).await;
-            return finished(&traced, started, "bypass", output);
+            return finished(runtime, site, &traced, started, "bypass", output);
         };
         traced.record("key", call.key.hash());
         // A waiter whose leader stalls takes that flight off the air and
@@ -44,18 +44,32 @@ where
                     let lookup = runtime.lookup::<P::Stored>(&call).await;
                     if let Some((value, bytes, outcome)) = served(runtime, &call, lookup) {
                         leader.land(Some(bytes));
-                        return finished(&traced, started, outcome, policy.restore(value));
+                        return finished(
+                            runtime,
+                            site,
+                            &traced,
+                            started,
+                            outcome,
+                            policy.restore(value),
+                        );
                     }
                     // A panic or cancellation in the body drops `leader`,
                     // which releases the waiters to compute for themselves.
                     let output = computed(runtime, site.domain, body).await;
                     leader.land(store(runtime, &call, &policy, &output));
-                    return finished(&traced, started, "miss", output);
+                    return finished(runtime, site, &traced, started, "miss", output);
                 }
                 Role::Wait(flight) => match flight.wait(runtime.single_flight_wait()).await {
                     Landing::Shared(bytes) => match shared(runtime, &call, &bytes) {
                         Some(value) => {
-                            return finished(&traced, started, "coalesced", policy.restore(value));
+                            return finished(
+                                runtime,
+                                site,
+                                &traced,
+                                started,
+                                "coalesced",
+                                policy.restore(value),
+                            );
                         }
                         None => break,
                     },
@@ -66,7 +80,7 @@ where
         }
         let output = computed(runtime, site.domain, body).await;
         store(runtime, &call, &policy, &output);
-        finished(&traced, started, "miss", output)
+        finished(runtime, site, &traced, started, "miss", output)
     }
     .instrument(span)
     .await
@@ -90,7 +104,7 @@ where
     let started = Instant::now();
     let Some(call) = prepare::<P>(runtime, site, input) else {
         let output = computed_sync(runtime, site.domain, body);
-        return finished(&span, started, "bypass", output);
+        return finished(runtime, site, &span, started, "bypass", output);
     };
     span.record("key", call.key.hash());
     for _ in 0..2 {
@@ -99,16 +113,30 @@ where
                 let lookup = runtime.lookup_blocking::<P::Stored>(&call);
                 if let Some((value, bytes, outcome)) = served(runtime, &call, lookup) {
                     leader.land(Some(bytes));
-                    return finished(&span, started, outcome, policy.restore(value));
+                    return finished(
+                        runtime,
+                        site,
+                        &span,
+                        started,
+                        outcome,
+                        policy.restore(value),
+                    );
                 }
                 let output = computed_sync(runtime, site.domain, body);
                 leader.land(store(runtime, &call, &policy, &output));
-                return finished(&span, started, "miss", output);
+                return finished(runtime, site, &span, started, "miss", output);
             }
             Role::Wait(flight) => match flight.wait_blocking(runtime.single_flight_wait()) {
                 Landing::Shared(bytes) => match shared(runtime, &call, &bytes) {
                     Some(value) => {
-                        return finished(&span, started, "coalesced", policy.restore(value));
+                        return finished(
+                            runtime,
+                            site,
+                            &span,
+                            started,
+                            "coalesced",
+                            policy.restore(value),
+                        );
                     }
                     None => break,
                 },
@@ -119,7 +147,7 @@ where
     }
     let output = computed_sync(runtime, site.domain, body);
     store(runtime, &call, &policy, &output);
-    finished(&span, started, "miss", output)
+    finished(runtime, site, &span, started, "miss", output)
 }
 
 /// One span per call. Fields: the domain, the key's hash part (never the
@@ -134,7 +162,15 @@ fn call_span(site: &Site) -> tracing::Span {
     )
 }
 
-fn finished<T>(span: &tracing::Span, started: Instant, outcome: &'static str, output: T) -> T {
+fn finished<T>(
+    runtime: &Runtime,
+    site: &Site,
+    span: &tracing::Span,
+    started: Instant,
+    outcome: &'static str,
+    output: T,
+) -> T {
+    runtime.telemetry().call(site.domain, outcome);
     let latency = started.elapsed();
     span.record("outcome", outcome);
     span.record(
@@ -151,6 +187,7 @@ fn finished<T>(span: &tracing::Span, started: Instant, outcome: &'static str, ou
 
 fn prepare<P: Policy>(runtime: &Runtime, site: &Site, input: KeyInput) -> Option<Call> {
     if !runtime.caches() {
+        runtime.telemetry().record(site.domain, Tally::Bypass);
         return None;
     }
     let stored = schema::<P::Stored>();

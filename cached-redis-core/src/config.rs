@@ -461,21 +461,39 @@ fn parse_env_duration(name: &'static str, value: &str) -> Result<Duration, Confi
 /// Replaces the password of `scheme://user:password@host` with `***`.
 pub(crate) fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        // Not a URL we understand: it may hold anything, show none of it.
+        return "<redacted>".to_owned();
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or("", |(user, _)| user);
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}{tail}")
-            } else {
-                format!("{scheme}://***@{host}{tail}")
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("***@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    format!("{scheme}://{authority}{}", redact_query(tail))
+}
+
+/// Masks `pass=` / `password=` query parameters (unix-socket URLs carry the
+/// password there).
+fn redact_query(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_owned();
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|param| match param.split_once('=') {
+            Some((name, _))
+                if matches!(name.to_ascii_lowercase().as_str(), "pass" | "password") =>
+            {
+                format!("{name}=***")
             }
-        }
-        None => url.to_owned(),
-    }
+            _ => param.to_owned(),
+        })
+        .collect();
+    format!("{path}?{}", params.join("&"))
 }
 
 #[cfg(test)]
@@ -580,5 +598,14 @@ mod tests {
         assert_eq!(redact_url("rediss://pw@h"), "rediss://***@h");
         assert_eq!(redact_url("redis://h:1/0?x=a@b"), "redis://h:1/0?x=a@b");
         assert_eq!(redact_url("redis://u:p@ss@h"), "redis://u:***@h");
+        assert_eq!(
+            redact_url("redis+unix:///tmp/redis.sock?db=1&pass=s3cret"),
+            "redis+unix:///tmp/redis.sock?db=1&pass=***"
+        );
+        assert_eq!(
+            redact_url("unix:///r.sock?PASSWORD=s3cret&db=2"),
+            "unix:///r.sock?PASSWORD=***&db=2"
+        );
+        assert_eq!(redact_url("not a url :s3cret"), "<redacted>");
     }
 }

@@ -18,6 +18,18 @@ use crate::store::StoreError;
 /// reported with the next one, so an outage cannot flood the log.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
+/// Counters created at zero when a domain is first seen.
+const ZEROED: [&str; 8] = [
+    "cache_redis_hits_total",
+    "cache_redis_misses_total",
+    "cache_memory_hits_total",
+    "cache_redis_corrupt_total",
+    "cache_writes_dropped_total",
+    "cache_bypassed_total",
+    "cache_redis_skipped_total",
+    "cache_coalesced_total",
+];
+
 #[derive(Default)]
 pub(crate) struct Telemetry {
     total: Counters,
@@ -35,6 +47,10 @@ impl Telemetry {
             Tally::RedisMiss => "cache_redis_misses_total",
             Tally::MemoryHit => "cache_memory_hits_total",
             Tally::Corrupt => {
+                // A corrupt entry is also a Redis error (kind "corrupt"), in
+                // the plain counters as in the metrics.
+                self.total.bump(Tally::RedisError);
+                self.counters(domain).bump(Tally::RedisError);
                 metrics::counter!("cache_redis_errors_total", "domain" => domain, "kind" => "corrupt").increment(1);
                 "cache_redis_corrupt_total"
             }
@@ -46,6 +62,13 @@ impl Telemetry {
             Tally::Compute | Tally::RedisError => return,
         };
         metrics::counter!(name, "domain" => domain).increment(1);
+    }
+
+    /// One call ended with `outcome` (the span's outcome): the series the
+    /// hit-ratio query divides, present for every outcome a domain has seen.
+    pub(crate) fn call(&self, domain: &'static str, outcome: &'static str) {
+        metrics::counter!("cache_calls_total", "domain" => domain, "outcome" => outcome)
+            .increment(1);
     }
 
     /// The body ran for `elapsed`.
@@ -113,9 +136,14 @@ impl Telemetry {
         }
         let mut domains = self.domains.write().unwrap_or_else(PoisonError::into_inner);
         let counters = domains.entry(domain).or_insert_with(|| {
-            // A new domain learns the breaker's current state.
+            // A new domain learns the breaker's current state, and its
+            // counters exist at zero from the start, so queries adding
+            // series never lose a domain for lack of one.
             let state = f64::from(self.breaker.load(Ordering::Relaxed));
             metrics::gauge!("cache_breaker_state", "domain" => domain).set(state);
+            for name in ZEROED {
+                metrics::counter!(name, "domain" => domain).increment(0);
+            }
             Arc::default()
         });
         Arc::clone(counters)

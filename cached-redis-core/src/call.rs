@@ -27,15 +27,14 @@ where
     P: Policy,
     F: Future<Output = P::Output>,
 {
-    let span = call_span(site);
-    let traced = span.clone();
+    let trace = Trace::start(runtime, site);
+    let span = trace.span.clone();
     async move {
-        let started = Instant::now();
         let Some(call) = prepare::<P>(runtime, site, input) else {
             let output = computed(runtime, site.domain, body).await;
-            return finished(runtime, site, &traced, started, "bypass", output);
+            return trace.end("bypass", output);
         };
-        traced.record("key", call.key.hash());
+        trace.span.record("key", call.key.hash());
         // A waiter whose leader stalls takes that flight off the air and
         // joins again, once: usually it then leads, looking the key up first.
         for _ in 0..2 {
@@ -44,32 +43,18 @@ where
                     let lookup = runtime.lookup::<P::Stored>(&call).await;
                     if let Some((value, bytes, outcome)) = served(runtime, &call, lookup) {
                         leader.land(Some(bytes));
-                        return finished(
-                            runtime,
-                            site,
-                            &traced,
-                            started,
-                            outcome,
-                            policy.restore(value),
-                        );
+                        return trace.end(outcome, policy.restore(value));
                     }
                     // A panic or cancellation in the body drops `leader`,
                     // which releases the waiters to compute for themselves.
                     let output = computed(runtime, site.domain, body).await;
                     leader.land(store(runtime, &call, &policy, &output));
-                    return finished(runtime, site, &traced, started, "miss", output);
+                    return trace.end("miss", output);
                 }
                 Role::Wait(flight) => match flight.wait(runtime.single_flight_wait()).await {
                     Landing::Shared(bytes) => match shared(runtime, &call, &bytes) {
                         Some(value) => {
-                            return finished(
-                                runtime,
-                                site,
-                                &traced,
-                                started,
-                                "coalesced",
-                                policy.restore(value),
-                            );
+                            return trace.end("coalesced", policy.restore(value));
                         }
                         None => break,
                     },
@@ -80,7 +65,7 @@ where
         }
         let output = computed(runtime, site.domain, body).await;
         store(runtime, &call, &policy, &output);
-        finished(runtime, site, &traced, started, "miss", output)
+        trace.end("miss", output)
     }
     .instrument(span)
     .await
@@ -99,44 +84,29 @@ where
     P: Policy,
     F: FnOnce() -> P::Output,
 {
-    let span = call_span(site);
-    let _entered = span.enter();
-    let started = Instant::now();
+    let trace = Trace::start(runtime, site);
+    let _entered = trace.span.enter();
     let Some(call) = prepare::<P>(runtime, site, input) else {
         let output = computed_sync(runtime, site.domain, body);
-        return finished(runtime, site, &span, started, "bypass", output);
+        return trace.end("bypass", output);
     };
-    span.record("key", call.key.hash());
+    trace.span.record("key", call.key.hash());
     for _ in 0..2 {
         match runtime.flights().join(call.key.as_str()) {
             Role::Lead(leader) => {
                 let lookup = runtime.lookup_blocking::<P::Stored>(&call);
                 if let Some((value, bytes, outcome)) = served(runtime, &call, lookup) {
                     leader.land(Some(bytes));
-                    return finished(
-                        runtime,
-                        site,
-                        &span,
-                        started,
-                        outcome,
-                        policy.restore(value),
-                    );
+                    return trace.end(outcome, policy.restore(value));
                 }
                 let output = computed_sync(runtime, site.domain, body);
                 leader.land(store(runtime, &call, &policy, &output));
-                return finished(runtime, site, &span, started, "miss", output);
+                return trace.end("miss", output);
             }
             Role::Wait(flight) => match flight.wait_blocking(runtime.single_flight_wait()) {
                 Landing::Shared(bytes) => match shared(runtime, &call, &bytes) {
                     Some(value) => {
-                        return finished(
-                            runtime,
-                            site,
-                            &span,
-                            started,
-                            "coalesced",
-                            policy.restore(value),
-                        );
+                        return trace.end("coalesced", policy.restore(value));
                     }
                     None => break,
                 },
@@ -147,42 +117,44 @@ where
     }
     let output = computed_sync(runtime, site.domain, body);
     store(runtime, &call, &policy, &output);
-    finished(runtime, site, &span, started, "miss", output)
+    trace.end("miss", output)
 }
 
-/// One span per call. Fields: the domain, the key's hash part (never the
-/// arguments or the value), the outcome and the latency.
-fn call_span(site: &Site) -> tracing::Span {
-    tracing::debug_span!(
-        "cached_call",
-        domain = site.domain,
-        key = Empty,
-        outcome = Empty,
-        latency_us = Empty
-    )
-}
-
-fn finished<T>(
-    runtime: &Runtime,
-    site: &Site,
-    span: &tracing::Span,
+/// One call's span and clock. The span's fields: the domain, the key's hash
+/// part (never the arguments or the value), the outcome and the latency.
+struct Trace<'a> {
+    runtime: &'a Runtime,
+    domain: &'static str,
+    span: tracing::Span,
     started: Instant,
-    outcome: &'static str,
-    output: T,
-) -> T {
-    runtime.telemetry().call(site.domain, outcome);
-    let latency = started.elapsed();
-    span.record("outcome", outcome);
-    span.record(
-        "latency_us",
-        u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
-    );
-    tracing::debug!(
-        outcome,
-        latency_us = latency.as_micros() as u64,
-        "cached call"
-    );
-    output
+}
+
+impl<'a> Trace<'a> {
+    fn start(runtime: &'a Runtime, site: &Site) -> Self {
+        let span = tracing::debug_span!(
+            "cached_call",
+            domain = site.domain,
+            key = Empty,
+            outcome = Empty,
+            latency_us = Empty
+        );
+        Trace {
+            runtime,
+            domain: site.domain,
+            span,
+            started: Instant::now(),
+        }
+    }
+
+    /// Records how the call ended and hands its output back.
+    fn end<T>(&self, outcome: &'static str, output: T) -> T {
+        self.runtime.telemetry().call(self.domain, outcome);
+        let latency_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.span.record("outcome", outcome);
+        self.span.record("latency_us", latency_us);
+        tracing::debug!(outcome, latency_us, "cached call");
+        output
+    }
 }
 
 fn prepare<P: Policy>(runtime: &Runtime, site: &Site, input: KeyInput) -> Option<Call> {

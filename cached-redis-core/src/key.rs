@@ -226,26 +226,12 @@ impl KeyBuilder {
 
     /// Validates the pieces and produces the key.
     pub fn build(&self) -> Result<CacheKey, KeyError> {
-        validate(&self.domain, is_domain_char)
-            .map_err(|()| KeyError::InvalidDomain(self.domain.clone()))?;
-        validate(&self.version, is_label_char)
-            .map_err(|()| KeyError::InvalidVersion(self.version.clone()))?;
-        validate(&self.namespace, is_label_char)
-            .map_err(|()| KeyError::InvalidNamespace(self.namespace.clone()))?;
+        let mut key = domain_prefix(&self.namespace, &self.version, &self.domain)?;
         if !(MIN_HASH_LEN..=MAX_HASH_LEN).contains(&self.hash_len) {
             return Err(KeyError::InvalidHashLen(self.hash_len));
         }
-
         let digest = self.digest();
-        let mut key = String::with_capacity(
-            self.namespace.len() + self.version.len() + self.domain.len() + self.hash_len + 3,
-        );
-        key.push_str(&self.namespace);
-        key.push(':');
-        key.push_str(&self.version);
-        key.push(':');
-        key.push_str(&self.domain);
-        key.push(':');
+        key.reserve(self.hash_len);
         for segment in &self.segments {
             push_sanitized(&mut key, segment);
             key.push(':');

@@ -40,8 +40,7 @@ pub(crate) struct Telemetry {
 
 impl Telemetry {
     pub(crate) fn record(&self, domain: &'static str, tally: Tally) {
-        self.total.bump(tally);
-        self.counters(domain).bump(tally);
+        self.tally(domain, tally);
         let name = match tally {
             Tally::RedisHit => "cache_redis_hits_total",
             Tally::RedisMiss => "cache_redis_misses_total",
@@ -49,8 +48,7 @@ impl Telemetry {
             Tally::Corrupt => {
                 // A corrupt entry is also a Redis error (kind "corrupt"), in
                 // the plain counters as in the metrics.
-                self.total.bump(Tally::RedisError);
-                self.counters(domain).bump(Tally::RedisError);
+                self.tally(domain, Tally::RedisError);
                 metrics::counter!("cache_redis_errors_total", "domain" => domain, "kind" => "corrupt").increment(1);
                 "cache_redis_corrupt_total"
             }
@@ -64,6 +62,12 @@ impl Telemetry {
         metrics::counter!(name, "domain" => domain).increment(1);
     }
 
+    /// Bumps the plain counters (total and the domain's) behind `stats()`.
+    fn tally(&self, domain: &'static str, tally: Tally) {
+        self.total.bump(tally);
+        self.counters(domain).bump(tally);
+    }
+
     /// One call ended with `outcome` (the span's outcome): the series the
     /// hit-ratio query divides, present for every outcome a domain has seen.
     pub(crate) fn call(&self, domain: &'static str, outcome: &'static str) {
@@ -73,16 +77,14 @@ impl Telemetry {
 
     /// The body ran for `elapsed`.
     pub(crate) fn compute(&self, domain: &'static str, elapsed: Duration) {
-        self.total.bump(Tally::Compute);
-        self.counters(domain).bump(Tally::Compute);
+        self.tally(domain, Tally::Compute);
         metrics::histogram!("cache_compute_seconds", "domain" => domain)
             .record(elapsed.as_secs_f64());
     }
 
     /// A Redis operation failed.
     pub(crate) fn redis_error(&self, domain: &'static str, error: &StoreError) {
-        self.total.bump(Tally::RedisError);
-        self.counters(domain).bump(Tally::RedisError);
+        self.tally(domain, Tally::RedisError);
         metrics::counter!("cache_redis_errors_total", "domain" => domain, "kind" => error_kind(error)).increment(1);
     }
 

@@ -221,7 +221,7 @@ fn none_is_cached_only_when_asked() {
     assert_eq!(find_remembering_none(1, &rt, &calls), None);
     assert_eq!(find_remembering_none(1, &rt, &calls), None);
     assert_eq!(calls.get(), 1, "cache_none = true stores None");
-    assert!(rt.flush_blocking(SETTLE));
+    assert!(rt.flush(SETTLE).wait());
     assert_eq!(keys(&server, "meridian:v1:lookup:*").len(), 2);
 }
 
@@ -296,7 +296,7 @@ fn generic_functions_key_by_type() {
     assert_eq!(echo(7_u16, &rt, &calls), 7);
     assert_eq!(echo(String::from("seven"), &rt, &calls), "seven");
     assert_eq!(calls.get(), 3);
-    assert!(rt.flush_blocking(SETTLE));
+    assert!(rt.flush(SETTLE).wait());
     assert_eq!(keys(&server, "meridian:v1:generic:*").len(), 3);
 }
 

@@ -229,7 +229,7 @@ async fn killed_mid_traffic_then_restarted() {
     let fresh = request(KEYS + 1);
     let resumed = wait_until(SETTLE, || {
         futures_block_on(natal(&fresh, &rt, &calls));
-        rt.flush_blocking(SETTLE);
+        rt.flush(SETTLE).wait();
         !keys(&server, "meridian:v1:natal:*").is_empty()
     });
     assert!(

@@ -1,65 +1,74 @@
 //! What `#[redis_cached]` expands to calls. Not a public API: it changes
 //! with the macro, which always comes in the same release.
+//!
+//! The attribute's literals are checked here, by `const fn`s the generated
+//! code evaluates at compile time, with the very rules the runtime uses —
+//! the macro itself only checks their form.
 
 use std::borrow::Borrow;
 use std::fmt::Display;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde::Serialize;
 
+pub use crate::call::{call_async, call_sync};
+pub use crate::key::{DEFAULT_HASH_LEN, DEFAULT_VERSION};
 pub use crate::policy::{
     OkOnly, Plain, Policy, Probe, ProbeNone, SomeOnly, ViaOption, ViaPlain, ViaResult,
 };
+pub use crate::runtime::Runtime;
 pub use std::any::type_name_of_val;
 
 use crate::duration::{DurationError, parse_duration};
-use crate::key::{KeyBuilder, KeyError};
-pub use crate::runtime::Runtime;
+use crate::key::{self, KeyShape};
+use crate::schema::SchemaSlot;
+use crate::telemetry::SiteDomain;
 
-/// One annotated function, as written in its attribute.
-#[derive(Debug, Clone, Copy)]
+/// One annotated function, as a `static` of its own.
 pub struct Site {
-    /// `domain = "…"`.
-    pub domain: &'static str,
-    /// `version = "…"`.
-    pub version: &'static str,
-    /// The function's path, from `type_name_of_val` of an item nested in it.
-    pub function: &'static str,
-    /// `ttl = …`, or the runtime's default.
-    pub ttl: Option<Duration>,
-    /// `hash_len = …`.
-    pub hash_len: usize,
+    pub(crate) key: KeyShape,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) schema: SchemaSlot,
+    pub(crate) stats: SiteDomain,
 }
 
-/// The key arguments of one call, hashed as they are added.
-pub struct KeyInput {
-    builder: KeyBuilder,
-    failed: Option<KeyError>,
-}
-
-impl KeyInput {
-    /// Builds the key under `namespace` for a value of the fingerprinted type.
-    pub(crate) fn finish(
-        self,
-        namespace: &str,
-        schema: [u8; 32],
-    ) -> Result<crate::key::CacheKey, KeyError> {
-        match self.failed {
-            Some(err) => Err(err),
-            None => self.builder.namespace(namespace).schema(schema).build(),
+impl Site {
+    /// `function` names the function (`type_name_of_val` of an item nested
+    /// in it); `ttl: None` means the runtime's default.
+    pub const fn new(
+        domain: &'static str,
+        version: &'static str,
+        hash_len: usize,
+        ttl: Option<Duration>,
+        function: fn() -> &'static str,
+    ) -> Site {
+        Site {
+            key: KeyShape {
+                domain,
+                version,
+                hash_len,
+                function,
+                head: OnceLock::new(),
+            },
+            ttl,
+            schema: SchemaSlot::new(),
+            stats: SiteDomain::new(),
         }
     }
 
+    pub(crate) fn domain(&self) -> &'static str {
+        self.key.domain
+    }
+}
+
+/// The key arguments of one call, hashed once they are all in.
+pub struct KeyInput(pub(crate) key::KeyInput);
+
+impl KeyInput {
     /// Starts the key of one call of `site`.
-    pub fn new(site: &Site) -> Self {
-        let builder = KeyBuilder::new(site.domain)
-            .version(site.version)
-            .function(site.function)
-            .hash_len(site.hash_len);
-        KeyInput {
-            builder,
-            failed: None,
-        }
+    pub fn new(site: &'static Site) -> Self {
+        KeyInput(key::KeyInput::new(&site.key))
     }
 }
 
@@ -71,32 +80,28 @@ impl KeyInput {
 )]
 pub trait KeyPart {
     /// Hashes `self` into the key under the argument's `name`.
-    fn push_into(&self, name: &str, builder: &mut KeyBuilder) -> Result<(), KeyError>;
+    fn push_into(&self, name: &str, input: &mut KeyInput);
 }
 
 impl<T: Serialize + ?Sized> KeyPart for T {
-    fn push_into(&self, name: &str, builder: &mut KeyBuilder) -> Result<(), KeyError> {
-        builder.push_named_part(name, self)
+    fn push_into(&self, name: &str, input: &mut KeyInput) {
+        input.0.push_part(name, self);
     }
 }
 
 /// Hashes one argument (or the `key = …` expression, named `key`).
 pub fn key_part<T: KeyPart + ?Sized>(input: &mut KeyInput, name: &str, part: &T) {
-    if input.failed.is_none()
-        && let Err(err) = part.push_into(name, &mut input.builder)
-    {
-        input.failed = Some(err);
-    }
+    part.push_into(name, input);
 }
 
 /// Hashes a type the function is generic over, or `Self`.
 pub fn key_type<T: ?Sized>(input: &mut KeyInput) {
-    input.builder.push_type(std::any::type_name::<T>());
+    input.0.push_type(std::any::type_name::<T>());
 }
 
 /// Shows one argument in plain text before the hash.
 pub fn key_segment<T: Display + ?Sized>(input: &mut KeyInput, segment: &T) {
-    input.builder.push_segment(&segment);
+    input.0.push_segment(&segment);
 }
 
 /// The default runtime.
@@ -109,7 +114,39 @@ pub fn as_runtime<R: Borrow<Runtime> + ?Sized>(runtime: &R) -> &Runtime {
     runtime.borrow()
 }
 
-/// `ttl = "15m"`, checked by const evaluation so a bad literal fails the build.
+/// `domain = "…"`, checked by const evaluation so a bad literal fails the build.
+pub const fn domain_literal(domain: &'static str) -> &'static str {
+    if !key::is_valid_domain(domain) {
+        panic!("invalid `domain`: use one or more of a-z, 0-9, '_' and '-'");
+    }
+    domain
+}
+
+/// `version = "…"`, checked by const evaluation.
+pub const fn version_literal(version: &'static str) -> &'static str {
+    if !key::is_valid_label(version) {
+        panic!("invalid `version`: use one or more of A-Z, a-z, 0-9, '_', '.' and '-'");
+    }
+    version
+}
+
+/// `hash_len = …`, checked by const evaluation.
+pub const fn hash_len_literal(hex_chars: usize) -> usize {
+    if !key::is_valid_hash_len(hex_chars) {
+        panic!("invalid `hash_len`: a key shows 8 to 64 hex characters of its hash");
+    }
+    hex_chars
+}
+
+/// `ttl = 3600`, checked by const evaluation.
+pub const fn ttl_seconds(seconds: u64) -> Duration {
+    if seconds == 0 {
+        panic!("invalid `ttl`: zero would cache nothing");
+    }
+    Duration::from_secs(seconds)
+}
+
+/// `ttl = "15m"`, checked by const evaluation.
 pub const fn ttl_literal(text: &str) -> Duration {
     match parse_duration(text) {
         Ok(ttl) => ttl,
@@ -122,5 +159,3 @@ pub const fn ttl_literal(text: &str) -> Duration {
         }
     }
 }
-
-pub use crate::call::{call_async, call_sync};

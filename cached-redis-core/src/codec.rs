@@ -5,7 +5,7 @@ use serde::{Serialize, de::DeserializeOwned};
 /// Why a value could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum CodecError {
+pub(crate) enum CodecError {
     /// postcard rejected the value or the bytes.
     #[error("postcard: {0}")]
     Postcard(#[from] postcard::Error),
@@ -17,17 +17,9 @@ pub enum CodecError {
 /// A serialization format for cached values.
 ///
 /// Each codec has an [`ID`](Codec::ID) that is written into the envelope, so
-/// bytes written by one codec are never handed to another.
-///
-/// ```
-/// use cached_redis_core::{Codec, Postcard};
-///
-/// let bytes = Postcard::encode(&("sun", 280.5_f64))?;
-/// let back: (String, f64) = Postcard::decode(&bytes)?;
-/// assert_eq!(back, ("sun".to_owned(), 280.5));
-/// # Ok::<(), cached_redis_core::CodecError>(())
-/// ```
-pub trait Codec {
+/// bytes written by one codec are never handed to another. One exists
+/// today; the trait keeps the envelope's codec byte honest for the next.
+pub(crate) trait Codec {
     /// Identifies the format in the envelope header; never reuse a value.
     const ID: u8;
 
@@ -40,7 +32,7 @@ pub trait Codec {
 
 /// [postcard](https://docs.rs/postcard): compact, deterministic, maintained.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Postcard;
+pub(crate) struct Postcard;
 
 impl Codec for Postcard {
     const ID: u8 = 1;

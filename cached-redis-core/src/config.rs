@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::duration::parse_duration;
-use crate::key::{DEFAULT_NAMESPACE, is_valid_namespace};
+use crate::key::{DEFAULT_NAMESPACE, is_valid_label};
 
 /// Default `REDIS_URL`.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -369,7 +369,7 @@ impl ConfigBuilder {
                 reason: err.to_string(),
             });
         }
-        if !is_valid_namespace(&config.namespace) {
+        if !is_valid_label(&config.namespace) {
             return Err(ConfigError::InvalidVar {
                 name: namespace_name,
                 value: config.namespace,

@@ -49,7 +49,7 @@ impl DurationError {
 ///
 /// ```
 /// use std::time::Duration;
-/// use cached_redis_core::parse_duration;
+/// use cached_redis_core::advanced::parse_duration;
 ///
 /// assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
 /// assert_eq!(parse_duration("3600"), Ok(Duration::from_secs(3600)));

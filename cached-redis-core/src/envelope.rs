@@ -81,14 +81,14 @@ pub struct Envelope<'a> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use cached_redis_core::envelope::{open, seal};
+/// use cached_redis_core::advanced::envelope::{open, seal};
 ///
 /// let digest = [9; 32];
 /// let bytes = seal(&digest, 1, Duration::from_secs(60), b"value");
 /// let envelope = open(&bytes, &digest, 1)?;
 /// assert_eq!(envelope.body, b"value");
 /// assert!(open(&bytes, &[0; 32], 1).is_err());
-/// # Ok::<(), cached_redis_core::envelope::EnvelopeError>(())
+/// # Ok::<(), cached_redis_core::advanced::envelope::EnvelopeError>(())
 /// ```
 pub fn seal(digest: &[u8; 32], codec: u8, ttl: Duration, body: &[u8]) -> Vec<u8> {
     let created_at_ms = SystemTime::now()

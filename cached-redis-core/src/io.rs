@@ -1,33 +1,42 @@
-//! The runtime's own I/O thread.
+//! The process's one background thread, and deadlines that hold on any executor.
 //!
-//! Redis connections are tied to the tokio runtime that created them, and a
-//! cached function may be called from any context: a plain thread, a
-//! current-thread runtime that must not be blocked on, another executor, or
-//! a `#[tokio::test]` runtime that ends with the test. Running every Redis
-//! operation on one long-lived thread of our own makes the connection
-//! outlive all of them and lets sync callers wait without `block_on`.
+//! A cached function may be called from a plain thread, from inside a
+//! current-thread runtime that must not be blocked on, from a runtime built
+//! without the I/O or time driver, or from a `#[tokio::test]` runtime that
+//! ends with its test. So nothing the cache depends on runs on the caller's
+//! executor: Redis connections are made and driven here, background writes
+//! run here, and every deadline is a timer of this thread's runtime. Callers
+//! await those directly — a Redis hit costs the client's own hand-off to the
+//! connection's driver and back, nothing more.
 
-use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::future::Future;
 use std::sync::{LazyLock, mpsc};
-use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
-use tokio::sync::oneshot;
+use tokio::time::Timeout;
 
-pub(crate) struct IoThread {
-    handle: Handle,
-    // Dropping the sender ends the thread's `block_on`.
-    _stop: oneshot::Sender<()>,
+/// The background thread's runtime; `None` if the thread could not start.
+static IO: LazyLock<Option<Io>> = LazyLock::new(|| {
+    Io::start()
+        .map_err(|err| tracing::error!(error = %err, "cannot start the cache's I/O thread; Redis is unused and waits are not bounded"))
+        .ok()
+});
+
+/// The background thread, started on first use (building a runtime never starts it).
+pub(crate) fn io() -> Option<&'static Io> {
+    IO.as_ref()
 }
 
-impl IoThread {
-    pub(crate) fn start(name: &str) -> std::io::Result<IoThread> {
+pub(crate) struct Io {
+    handle: Handle,
+}
+
+impl Io {
+    fn start() -> std::io::Result<Io> {
         let (handle_tx, handle_rx) = mpsc::sync_channel(1);
-        let (stop, stopped) = oneshot::channel::<()>();
         std::thread::Builder::new()
-            .name(name.into())
+            .name("cached-redis-io".into())
             .spawn(move || {
                 let runtime = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -40,77 +49,33 @@ impl IoThread {
                     }
                 };
                 let _ = handle_tx.send(Ok(runtime.handle().clone()));
-                runtime.block_on(async {
-                    let _ = stopped.await;
-                });
+                // Lives as long as the process: connections and writes of
+                // every `Runtime` run here.
+                runtime.block_on(std::future::pending::<()>());
             })?;
         let handle = handle_rx
             .recv()
             .map_err(|_| std::io::Error::other("the cache I/O thread exited during start-up"))??;
-        Ok(IoThread {
-            handle,
-            _stop: stop,
-        })
+        Ok(Io { handle })
     }
 
-    /// A timer of this thread's runtime, usable from any executor.
+    /// Runs `future` on the background thread; nobody waits for it.
+    pub(crate) fn spawn<F: Future<Output = ()> + Send + 'static>(&self, future: F) {
+        drop(self.handle.spawn(future));
+    }
+
+    /// A timer of the background thread, usable from any executor.
     pub(crate) fn sleep(&self, duration: Duration) -> tokio::time::Sleep {
         let _context = self.handle.enter();
         tokio::time::sleep(duration)
     }
 
-    /// Runs `future` on the I/O thread and awaits it from any executor.
-    pub(crate) async fn run<F>(&self, future: F) -> Option<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.handle.spawn(future).await.ok()
+    /// `future`, bounded by `deadline` (an `Err` once it passes). The timer
+    /// is the background thread's, so this holds whatever executor the
+    /// caller runs on; taken from the std clock, so a caller's paused tokio
+    /// test clock cannot make it fire early or never.
+    pub(crate) fn timeout<F: Future>(&self, deadline: Instant, future: F) -> Timeout<F> {
+        let _context = self.handle.enter();
+        tokio::time::timeout_at(deadline.into(), future)
     }
-
-    /// Runs `future` on the I/O thread, blocking this thread at most `wait`.
-    pub(crate) fn run_blocking<F>(&self, future: F, wait: Duration) -> Option<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.handle.spawn(async move {
-            let _ = tx.send(future.await);
-        });
-        rx.recv_timeout(wait).ok()
-    }
-
-    /// Starts `future` on the I/O thread without waiting for it.
-    pub(crate) fn spawn<F>(&self, future: F)
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        drop(self.handle.spawn(future));
-    }
-}
-
-/// A thread of its own whose only job is to fire deadlines for async
-/// callers, so a deadline holds whatever executor the caller runs on and
-/// however busy the runtime's I/O thread is.
-static TIMER: LazyLock<Option<IoThread>> = LazyLock::new(|| {
-    IoThread::start("cached-redis-timer")
-        .map_err(|err| tracing::error!(error = %err, "cannot start the cache timer thread; waits are unbounded"))
-        .ok()
-});
-
-/// Awaits `future` for at most `limit`; `None` if the deadline came first.
-pub(crate) async fn within<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
-    let Some(timer) = TIMER.as_ref() else {
-        return Some(future.await);
-    };
-    let mut future = pin!(future);
-    let mut deadline = pin!(timer.sleep(limit));
-    poll_fn(|cx| {
-        if let Poll::Ready(output) = future.as_mut().poll(cx) {
-            return Poll::Ready(Some(output));
-        }
-        deadline.as_mut().poll(cx).map(|()| None)
-    })
-    .await
 }

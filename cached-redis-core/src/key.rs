@@ -5,11 +5,19 @@
 //! full 32-byte digest travels in the payload envelope, so two inputs whose
 //! truncated hashes collide are told apart on read instead of returning one
 //! request's value to the other.
+//!
+//! Two ways in, one hash: [`KeyBuilder`] for keys built by hand (owned
+//! strings, checked when built), and `KeyInput` for the attribute's
+//! generated code (checked at compile time, no allocation per call). Both
+//! feed [`digest`] and [`KeyText::render`], and the label rules below are
+//! `const fn`s the attribute's compile-time checks call too.
 
+use std::cell::Cell;
 use std::fmt::{self, Write as _};
+use std::sync::OnceLock;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 /// The namespace used when none is configured (`CACHE_NAMESPACE`).
 pub const DEFAULT_NAMESPACE: &str = "meridian";
@@ -49,25 +57,73 @@ pub enum KeyError {
     Encode(#[from] crate::canonical::Error),
 }
 
+// ------------------------------------------------------------------ rules
+
+/// `true` when `domain` is one or more of `a-z`, `0-9`, `_`, `-`.
+pub(crate) const fn is_valid_domain(domain: &str) -> bool {
+    let bytes = domain.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !is_domain_char(bytes[i]) {
+            return false;
+        }
+        i += 1;
+    }
+    !bytes.is_empty()
+}
+
+/// `true` when `label` (a version or namespace) is one or more of
+/// `A-Z`, `a-z`, `0-9`, `_`, `.`, `-`.
+pub(crate) const fn is_valid_label(label: &str) -> bool {
+    let bytes = label.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !is_label_char(bytes[i]) {
+            return false;
+        }
+        i += 1;
+    }
+    !bytes.is_empty()
+}
+
+/// `true` when a key may show `hex_chars` of its hash.
+pub(crate) const fn is_valid_hash_len(hex_chars: usize) -> bool {
+    hex_chars >= MIN_HASH_LEN && hex_chars <= MAX_HASH_LEN
+}
+
+const fn is_domain_char(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+}
+
+const fn is_label_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.'
+}
+
+// -------------------------------------------------------------- the key
+
 /// A finished key: the Redis key string and the digest of everything in it.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
-    key: String,
+    text: KeyText,
     digest: [u8; 32],
 }
 
 impl CacheKey {
     /// The Redis key, e.g. `meridian:v1:natal:3f9a0c1d2e4b5a69`.
     pub fn as_str(&self) -> &str {
-        &self.key
+        self.text.as_str()
+    }
+
+    /// The key's bytes (ASCII), what the stores use.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.text.as_bytes()
     }
 
     /// The hash part of the key (after the last `:`): safe to log, it
     /// reveals nothing of the arguments.
     pub fn hash(&self) -> &str {
-        self.key
-            .rsplit_once(':')
-            .map_or(self.key.as_str(), |(_, hash)| hash)
+        let key = self.as_str();
+        key.rsplit_once(':').map_or(key, |(_, hash)| hash)
     }
 
     /// SHA-256 of the whole key input; stored in the envelope and checked on read.
@@ -78,15 +134,222 @@ impl CacheKey {
 
 impl fmt::Display for CacheKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.key)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for CacheKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("CacheKey").field(&self.key).finish()
+        f.debug_tuple("CacheKey").field(&self.as_str()).finish()
     }
 }
+
+/// Bytes of key text kept inline; longer keys (long namespaces or
+/// segments) go to the heap.
+const INLINE: usize = 94;
+
+/// The key's text, inline when short (almost always), so a call builds its
+/// key without allocating.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum KeyText {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<str>),
+}
+
+impl KeyText {
+    /// `namespace:version:domain:` + each segment (sanitized) + `:` + `hash_len` hex digits.
+    fn render<'a>(
+        head: [&str; 3],
+        segments: impl Iterator<Item = &'a str>,
+        digest: &[u8; 32],
+        hash_len: usize,
+    ) -> KeyText {
+        let mut out = Writer::default();
+        for label in head {
+            out.push_str(label);
+            out.push(b':');
+        }
+        for segment in segments {
+            push_sanitized(&mut out, segment);
+            out.push(b':');
+        }
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = [0; 2 * 32];
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(digest) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 0x0f)];
+        }
+        out.push_ascii(&hex[..hash_len]);
+        out.finish()
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            KeyText::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            KeyText::Heap(text) => text.as_bytes(),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII is ever written (labels, sanitized segments, hex):
+        // the check cannot fail.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+}
+
+/// Writes key text inline until it no longer fits.
+struct Writer {
+    len: usize,
+    inline: [u8; INLINE],
+    heap: Option<Vec<u8>>,
+}
+
+impl Default for Writer {
+    fn default() -> Self {
+        Writer {
+            len: 0,
+            inline: [0; INLINE],
+            heap: None,
+        }
+    }
+}
+
+impl Writer {
+    fn push(&mut self, ascii: u8) {
+        self.push_ascii(&[ascii]);
+    }
+
+    fn push_str(&mut self, text: &str) {
+        self.push_ascii(text.as_bytes());
+    }
+
+    /// Appends bytes the caller knows to be ASCII.
+    fn push_ascii(&mut self, ascii: &[u8]) {
+        if let Some(heap) = &mut self.heap {
+            heap.extend_from_slice(ascii);
+        } else if self.len + ascii.len() <= INLINE {
+            self.inline[self.len..self.len + ascii.len()].copy_from_slice(ascii);
+            self.len += ascii.len();
+        } else {
+            let mut heap = Vec::with_capacity(2 * INLINE);
+            heap.extend_from_slice(&self.inline[..self.len]);
+            heap.extend_from_slice(ascii);
+            self.heap = Some(heap);
+        }
+    }
+
+    fn finish(self) -> KeyText {
+        match self.heap {
+            Some(heap) => KeyText::Heap(String::from_utf8_lossy(&heap).into()),
+            None => KeyText::Inline {
+                // `INLINE` < 256.
+                len: self.len as u8,
+                bytes: self.inline,
+            },
+        }
+    }
+}
+
+fn push_sanitized(out: &mut Writer, segment: &str) {
+    if segment.is_empty() {
+        out.push(b'_');
+        return;
+    }
+    for c in segment.chars().take(MAX_SEGMENT_LEN) {
+        out.push(if c.is_ascii() && is_label_char(c as u8) {
+            c as u8
+        } else {
+            b'_'
+        });
+    }
+}
+
+/// The hashed input, in the order `docs/design.md` gives ("Key format").
+#[derive(Clone)]
+struct Input<'a, G, S> {
+    namespace: &'a str,
+    version: &'a str,
+    domain: &'a str,
+    function: &'a str,
+    generics: G,
+    schema: Option<&'a [u8; 32]>,
+    segments: S,
+    parts: &'a [u8],
+}
+
+impl<'a, G, S> Input<'a, G, S>
+where
+    G: ExactSizeIterator<Item = &'a str> + Clone,
+    S: ExactSizeIterator<Item = &'a str> + Clone,
+{
+    fn key(self, hash_len: usize) -> CacheKey {
+        let head = self.head();
+        self.key_from(head, hash_len)
+    }
+
+    /// The hash state after the fields every call of one function (and
+    /// one instantiation) shares: context to schema.
+    fn head(&self) -> Sha256 {
+        let mut hasher = Sha256::new();
+        hasher.update(HASH_CONTEXT);
+        for field in [self.namespace, self.version, self.domain, self.function] {
+            framed(&mut hasher, field.as_bytes());
+        }
+        hasher.update((self.generics.len() as u64).to_le_bytes());
+        for type_name in self.generics.clone() {
+            framed(&mut hasher, type_name.as_bytes());
+        }
+        framed(&mut hasher, self.schema.map_or(&[][..], |s| &s[..]));
+        hasher
+    }
+
+    /// The key, from the state [`head`](Input::head) left.
+    fn key_from(self, mut hasher: Sha256, hash_len: usize) -> CacheKey {
+        hasher.update((self.segments.len() as u64).to_le_bytes());
+        for segment in self.segments.clone() {
+            framed(&mut hasher, segment.as_bytes());
+        }
+        framed(&mut hasher, self.parts);
+        let digest: [u8; 32] = hasher.finalize().into();
+        let text = KeyText::render(
+            [self.namespace, self.version, self.domain],
+            self.segments,
+            &digest,
+            hash_len,
+        );
+        CacheKey { text, digest }
+    }
+}
+
+fn framed(hasher: &mut Sha256, bytes: &[u8]) {
+    hasher.update((bytes.len() as u64).to_le_bytes());
+    hasher.update(bytes);
+}
+
+/// Appends one named part: framed name, then `len as u64 LE` + the
+/// canonical encoding. On failure `parts` is left as it was, so a failed
+/// part cannot erase others.
+fn push_named_part<T: Serialize + ?Sized>(
+    parts: &mut Vec<u8>,
+    name: &str,
+    part: &T,
+) -> Result<(), KeyError> {
+    let start = parts.len();
+    parts.extend_from_slice(&(name.len() as u64).to_le_bytes());
+    parts.extend_from_slice(name.as_bytes());
+    // Reserve the length prefix, encode in place, then patch the length.
+    let at = parts.len();
+    parts.extend_from_slice(&[0; 8]);
+    if let Err(err) = crate::canonical::encode_into(part, parts) {
+        parts.truncate(start);
+        return Err(err.into());
+    }
+    let len = (parts.len() - at - 8) as u64;
+    parts[at..at + 8].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+// ------------------------------------------------------- by hand
 
 /// Builds a [`CacheKey`] from a domain, a version and serializable parts.
 ///
@@ -169,7 +432,7 @@ impl KeyBuilder {
     /// pattern; the exact value is hashed, so two values that look alike in
     /// the key still get different keys.
     pub fn segment(mut self, value: &dyn fmt::Display) -> Self {
-        self.segments.push(value.to_string());
+        self.push_segment(value);
         self
     }
 
@@ -197,20 +460,7 @@ impl KeyBuilder {
         name: &str,
         part: &T,
     ) -> Result<(), KeyError> {
-        let start = self.parts.len();
-        framed_into(&mut self.parts, name.as_bytes());
-        // Reserve the length prefix, encode in place, then patch the length:
-        // one buffer for all parts, no per-part allocation.
-        let at = self.parts.len();
-        self.parts.extend_from_slice(&[0; 8]);
-        if let Err(err) = crate::canonical::encode_into(part, &mut self.parts) {
-            // Leave the parts as they were: a failed part must not erase others.
-            self.parts.truncate(start);
-            return Err(err.into());
-        }
-        let len = (self.parts.len() - at - 8) as u64;
-        self.parts[at..at + 8].copy_from_slice(&len.to_le_bytes());
-        Ok(())
+        push_named_part(&mut self.parts, name, part)
     }
 
     /// Adds a type the function is generic over (or `Self`), so two
@@ -219,51 +469,28 @@ impl KeyBuilder {
         self.generics.push(type_name.to_owned());
     }
 
-    /// Pushes a plain segment in place (what generated code uses).
+    /// Pushes a plain segment in place.
     pub fn push_segment(&mut self, value: &dyn fmt::Display) {
         self.segments.push(value.to_string());
     }
 
     /// Validates the pieces and produces the key.
     pub fn build(&self) -> Result<CacheKey, KeyError> {
-        let mut key = domain_prefix(&self.namespace, &self.version, &self.domain)?;
-        if !(MIN_HASH_LEN..=MAX_HASH_LEN).contains(&self.hash_len) {
+        check_labels(&self.namespace, &self.version, &self.domain)?;
+        if !is_valid_hash_len(self.hash_len) {
             return Err(KeyError::InvalidHashLen(self.hash_len));
         }
-        let digest = self.digest();
-        key.reserve(self.hash_len);
-        for segment in &self.segments {
-            push_sanitized(&mut key, segment);
-            key.push(':');
+        Ok(Input {
+            namespace: &self.namespace,
+            version: &self.version,
+            domain: &self.domain,
+            function: &self.function,
+            generics: self.generics.iter().map(String::as_str),
+            schema: self.schema.as_ref(),
+            segments: self.segments.iter().map(String::as_str),
+            parts: &self.parts,
         }
-        for byte in &digest[..self.hash_len.div_ceil(2)] {
-            // Writing to a String cannot fail.
-            let _ = write!(key, "{byte:02x}");
-        }
-        key.truncate(key.len() - (self.hash_len % 2));
-        Ok(CacheKey { key, digest })
-    }
-
-    fn digest(&self) -> [u8; 32] {
-        let mut hasher = Sha256::new();
-        hasher.update(HASH_CONTEXT);
-        for field in [&self.namespace, &self.version, &self.domain, &self.function] {
-            framed(&mut hasher, field.as_bytes());
-        }
-        hasher.update((self.generics.len() as u64).to_le_bytes());
-        for type_name in &self.generics {
-            framed(&mut hasher, type_name.as_bytes());
-        }
-        match &self.schema {
-            Some(fingerprint) => framed(&mut hasher, fingerprint),
-            None => framed(&mut hasher, &[]),
-        }
-        hasher.update((self.segments.len() as u64).to_le_bytes());
-        for segment in &self.segments {
-            framed(&mut hasher, segment.as_bytes());
-        }
-        framed(&mut hasher, &self.parts);
-        hasher.finalize().into()
+        .key(self.hash_len))
     }
 }
 
@@ -286,63 +513,193 @@ pub fn build_key<P: Serialize + ?Sized>(
         .build()
 }
 
+fn check_labels(namespace: &str, version: &str, domain: &str) -> Result<(), KeyError> {
+    if !is_valid_domain(domain) {
+        return Err(KeyError::InvalidDomain(domain.to_owned()));
+    }
+    if !is_valid_label(version) {
+        return Err(KeyError::InvalidVersion(version.to_owned()));
+    }
+    if !is_valid_label(namespace) {
+        return Err(KeyError::InvalidNamespace(namespace.to_owned()));
+    }
+    Ok(())
+}
+
 /// The `SCAN MATCH` pattern prefix of one namespace + version + domain.
 pub(crate) fn domain_prefix(
     namespace: &str,
     version: &str,
     domain: &str,
 ) -> Result<String, KeyError> {
-    validate(domain, is_domain_char).map_err(|()| KeyError::InvalidDomain(domain.to_owned()))?;
-    validate(version, is_label_char).map_err(|()| KeyError::InvalidVersion(version.to_owned()))?;
-    validate(namespace, is_label_char)
-        .map_err(|()| KeyError::InvalidNamespace(namespace.to_owned()))?;
+    check_labels(namespace, version, domain)?;
     Ok(format!("{namespace}:{version}:{domain}:"))
 }
 
-/// `true` when `namespace` may start a key (used to check `CACHE_NAMESPACE`).
-pub(crate) fn is_valid_namespace(namespace: &str) -> bool {
-    validate(namespace, is_label_char).is_ok()
+// ------------------------------------------------- from generated code
+
+/// What the attribute knows about a key at compile time; its labels were
+/// checked then, so calls never check them again.
+pub(crate) struct KeyShape {
+    pub(crate) domain: &'static str,
+    pub(crate) version: &'static str,
+    pub(crate) hash_len: usize,
+    pub(crate) function: fn() -> &'static str,
+    /// The hash state after the fields every call shares, for a function
+    /// with no type parameters: a call hashes only its own arguments.
+    pub(crate) head: OnceLock<Head>,
 }
 
-fn framed_into(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-    out.extend_from_slice(bytes);
+/// A hashed head, and the namespace and schema it was hashed with.
+pub(crate) struct Head {
+    namespace: Box<str>,
+    schema: [u8; 32],
+    state: Sha256,
 }
 
-fn framed(hasher: &mut Sha256, bytes: &[u8]) {
-    hasher.update((bytes.len() as u64).to_le_bytes());
-    hasher.update(bytes);
+/// Reusable buffers of one thread: a call's key input is written here and
+/// hashed, so building a key allocates nothing once a thread has warmed up.
+#[derive(Default)]
+struct Scratch {
+    parts: Vec<u8>,
+    generics: Vec<&'static str>,
+    segments: String,
+    segment_ends: Vec<usize>,
 }
 
-fn validate(text: &str, allowed: fn(u8) -> bool) -> Result<(), ()> {
-    if !text.is_empty() && text.bytes().all(allowed) {
-        Ok(())
-    } else {
-        Err(())
+thread_local! {
+    static SCRATCH: Cell<Scratch> = Cell::new(Scratch::default());
+}
+
+/// Buffers larger than this are not kept for the next call.
+const KEEP_SCRATCH: usize = 64 * 1024;
+
+/// One call's key input, collected by generated code and hashed once.
+pub(crate) struct KeyInput {
+    shape: &'static KeyShape,
+    scratch: Scratch,
+    failed: Option<KeyError>,
+}
+
+impl KeyInput {
+    pub(crate) fn new(shape: &'static KeyShape) -> KeyInput {
+        let scratch = SCRATCH.try_with(Cell::take).unwrap_or_default();
+        KeyInput {
+            shape,
+            scratch,
+            failed: None,
+        }
+    }
+
+    pub(crate) fn push_part<T: Serialize + ?Sized>(&mut self, name: &str, part: &T) {
+        if self.failed.is_none()
+            && let Err(err) = push_named_part(&mut self.scratch.parts, name, part)
+        {
+            self.failed = Some(err);
+        }
+    }
+
+    pub(crate) fn push_type(&mut self, type_name: &'static str) {
+        self.scratch.generics.push(type_name);
+    }
+
+    pub(crate) fn push_segment(&mut self, value: &dyn fmt::Display) {
+        let scratch = &mut self.scratch;
+        // Writing to a String cannot fail.
+        let _ = write!(scratch.segments, "{value}");
+        scratch.segment_ends.push(scratch.segments.len());
+    }
+
+    /// The key under `namespace` (checked when the configuration was built)
+    /// for a value of the fingerprinted type.
+    pub(crate) fn finish(
+        mut self,
+        namespace: &str,
+        schema: &[u8; 32],
+    ) -> Result<CacheKey, KeyError> {
+        if let Some(err) = self.failed.take() {
+            return Err(err);
+        }
+        let scratch = &self.scratch;
+        let shape = self.shape;
+        let segments = SegmentIter {
+            text: &scratch.segments,
+            ends: &scratch.segment_ends,
+            next: 0,
+        };
+        let input = Input {
+            namespace,
+            version: shape.version,
+            domain: shape.domain,
+            function: (shape.function)(),
+            generics: scratch.generics.iter().copied(),
+            schema: Some(schema),
+            segments,
+            parts: &scratch.parts,
+        };
+        if !scratch.generics.is_empty() {
+            return Ok(input.key(shape.hash_len));
+        }
+        let head = match shape.head.get() {
+            Some(head) if *head.namespace == *namespace && head.schema == *schema => {
+                head.state.clone()
+            }
+            _ => {
+                let state = input.head();
+                let _ = shape.head.set(Head {
+                    namespace: namespace.into(),
+                    schema: *schema,
+                    state: state.clone(),
+                });
+                state
+            }
+        };
+        Ok(input.key_from(head, shape.hash_len))
     }
 }
 
-fn is_domain_char(b: u8) -> bool {
-    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
-}
-
-fn is_label_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.'
-}
-
-fn push_sanitized(key: &mut String, segment: &str) {
-    if segment.is_empty() {
-        key.push('_');
-        return;
-    }
-    for c in segment.chars().take(MAX_SEGMENT_LEN) {
-        key.push(if c.is_ascii() && is_label_char(c as u8) {
-            c
-        } else {
-            '_'
-        });
+impl Drop for KeyInput {
+    fn drop(&mut self) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        if scratch.parts.capacity() + scratch.segments.capacity() > KEEP_SCRATCH {
+            return;
+        }
+        scratch.parts.clear();
+        scratch.generics.clear();
+        scratch.segments.clear();
+        scratch.segment_ends.clear();
+        let _ = SCRATCH.try_with(|cell| cell.set(scratch));
     }
 }
+
+/// The segments of a [`Scratch`], each a slice of its text.
+#[derive(Clone)]
+struct SegmentIter<'a> {
+    text: &'a str,
+    ends: &'a [usize],
+    next: usize,
+}
+
+impl<'a> Iterator for SegmentIter<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let end = *self.ends.get(self.next)?;
+        let start = match self.next {
+            0 => 0,
+            n => self.ends[n - 1],
+        };
+        self.next += 1;
+        self.text.get(start..end)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.ends.len() - self.next;
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for SegmentIter<'_> {}
 
 #[cfg(test)]
 mod tests {

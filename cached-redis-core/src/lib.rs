@@ -1,6 +1,6 @@
 //! The runtime behind [`cached-redis`](https://docs.rs/cached-redis): keys,
-//! the payload envelope, the Redis and memory stores, and the read/write
-//! path of a cached call. Most users depend on `cached-redis` and use its
+//! the payload envelope, the Redis and memory stores, and the path of a
+//! cached call. Most users depend on `cached-redis` and use its
 //! `#[redis_cached]` attribute; this crate is what the attribute calls.
 //!
 //! ```
@@ -14,47 +14,40 @@
 //! assert!(key.as_str().starts_with("meridian:v1:natal:"));
 //! # Ok::<(), cached_redis_core::KeyError>(())
 //! ```
+//!
+//! Inside, one module per concern: `call` owns a call's path (lookup,
+//! single-flight, body, store, write-behind), `redis` everything that
+//! talks to Redis (connection, commands, breaker, deadlines), `io` the one
+//! background thread both rely on, `runtime` the handle users hold.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod backend;
-mod breaker;
+pub mod advanced;
 mod call;
 mod canonical;
 mod codec;
 mod config;
 mod duration;
-pub mod envelope;
-mod flight;
+mod envelope;
 mod global;
 mod io;
 mod key;
+mod memory;
+mod park;
 mod policy;
+mod redis;
 mod runtime;
 mod schema;
 mod stats;
-pub mod store;
 mod telemetry;
 
 #[doc(hidden)]
 pub mod __private;
 
-pub use breaker::BreakerState;
 pub use canonical::Error as KeyEncodeError;
-pub use codec::{Codec, CodecError, Postcard};
-pub use config::{
-    Config, ConfigBuilder, ConfigError, DEFAULT_BREAKER_FAILURES, DEFAULT_BREAKER_OPEN,
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MEMORY_CAPACITY,
-    DEFAULT_REDIS_RETRIES, DEFAULT_REDIS_TIMEOUT, DEFAULT_REDIS_URL, DEFAULT_SINGLE_FLIGHT_WAIT,
-    DEFAULT_TTL,
-};
-pub use duration::{DurationError, parse_duration};
+pub use config::{Config, ConfigBuilder, ConfigError};
 pub use global::{InitError, init_from_env, install, runtime};
-pub use key::{
-    CacheKey, DEFAULT_HASH_LEN, DEFAULT_NAMESPACE, DEFAULT_VERSION, KeyBuilder, KeyError,
-    MAX_HASH_LEN, MIN_HASH_LEN, build_key,
-};
-pub use runtime::{ClearError, Runtime};
-pub use schema::schema_fingerprint;
+pub use key::{CacheKey, KeyBuilder, KeyError, build_key};
+pub use redis::{BreakerState, RedisError};
+pub use runtime::{ClearError, Operation, Runtime};
 pub use stats::{CacheStats, Stats};
-pub use store::{StoreError, StoreStats};

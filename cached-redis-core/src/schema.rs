@@ -25,7 +25,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::{self, Write as _};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{LazyLock, RwLock};
+use std::sync::{LazyLock, OnceLock, RwLock};
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
 use sha2::{Digest, Sha256};
@@ -55,11 +55,34 @@ static SCHEMAS: LazyLock<RwLock<HashMap<&'static str, Schema>>> = LazyLock::new(
 /// struct V1 { a: u32 }
 /// #[derive(serde::Deserialize)]
 /// struct V2 { a: u32, b: u32 }
-/// use cached_redis_core::schema_fingerprint;
+/// use cached_redis_core::advanced::schema_fingerprint;
 /// assert_ne!(schema_fingerprint::<V1>(), schema_fingerprint::<V2>());
 /// ```
 pub fn schema_fingerprint<T: DeserializeOwned>() -> [u8; 32] {
     schema::<T>().fingerprint
+}
+
+/// One call site's schema, so a call does not look its type up in the
+/// process-wide map. Keyed by type name: a generic site instantiated with
+/// another type than the first falls back to the map.
+pub(crate) struct SchemaSlot(OnceLock<(&'static str, Schema)>);
+
+impl SchemaSlot {
+    pub(crate) const fn new() -> SchemaSlot {
+        SchemaSlot(OnceLock::new())
+    }
+
+    pub(crate) fn get<T: DeserializeOwned>(&self) -> Schema {
+        let name = std::any::type_name::<T>();
+        if let Some((cached, schema)) = self.0.get()
+            && *cached == name
+        {
+            return *schema;
+        }
+        let schema = schema::<T>();
+        let _ = self.0.set((name, schema));
+        schema
+    }
 }
 
 pub(crate) fn schema<T: DeserializeOwned>() -> Schema {

@@ -91,8 +91,24 @@ pub(crate) enum Tally {
     Coalesced,
 }
 
+impl Tally {
+    /// Every tally, in declaration order (`tally as usize` indexes this).
+    pub(crate) const ALL: [Tally; 10] = [
+        Tally::RedisHit,
+        Tally::RedisMiss,
+        Tally::MemoryHit,
+        Tally::Compute,
+        Tally::RedisError,
+        Tally::Corrupt,
+        Tally::WriteDropped,
+        Tally::Bypass,
+        Tally::RedisSkipped,
+        Tally::Coalesced,
+    ];
+}
+
 #[derive(Default)]
-pub(crate) struct Counters([AtomicU64; 10]);
+pub(crate) struct Counters([AtomicU64; Tally::ALL.len()]);
 
 impl Counters {
     pub(crate) fn bump(&self, tally: Tally) {

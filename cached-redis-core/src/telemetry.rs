@@ -1,107 +1,185 @@
-//! Counters, Prometheus-style metrics and rate-limited warnings, in one place.
+//! What a call, a Redis read and a background write are counted as — in
+//! the plain counters behind [`Runtime::stats`](crate::Runtime::stats) and
+//! in Prometheus-style metrics — and rate-limited warnings, in one place.
 //!
 //! Metrics go through the `metrics` facade, so the application chooses the
-//! exporter (or none: then the macros cost an atomic load). The same figures
-//! are kept in plain counters for [`Runtime::stats`](crate::Runtime::stats).
-//! Metric names and labels: `docs/observability.md`.
+//! exporter (or none). Every metric key of a domain is built once, when the
+//! domain is first seen, so recording allocates nothing. Metric names and
+//! labels: `docs/observability.md`.
 
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use crate::breaker::BreakerState;
+use metrics::{Key, Label, Level, Metadata};
+
+use crate::redis::{BreakerState, RedisError};
 use crate::stats::{Counters, Stats, Tally};
-use crate::store::StoreError;
 
 /// At most one warning of a kind per this period; the rest are counted and
 /// reported with the next one, so an outage cannot flood the log.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
-/// Counters created at zero when a domain is first seen.
-const ZEROED: [&str; 8] = [
-    "cache_redis_hits_total",
-    "cache_redis_misses_total",
-    "cache_memory_hits_total",
-    "cache_redis_corrupt_total",
-    "cache_writes_dropped_total",
-    "cache_bypassed_total",
-    "cache_redis_skipped_total",
-    "cache_coalesced_total",
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// How a cached call ended: the one record of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Redis had a valid entry.
+    RedisHit,
+    /// This process had it: the memory cache (Redis off) or a write in flight.
+    MemoryHit,
+    /// Redis failed or the breaker was open; the memory cache had it.
+    Fallback,
+    /// A concurrent call of the same key computed it.
+    Coalesced,
+    /// The body ran for `took`; what became of the Redis write.
+    Computed { took: Duration, write: Write },
+    /// The cache was skipped (no key, or a type that cannot be read back); the body ran.
+    Bypassed { took: Duration },
+}
+
+impl Outcome {
+    /// The span's `outcome` field and the `outcome` label of `cache_calls_total`.
+    pub(crate) fn label(self) -> &'static str {
+        OUTCOMES[self.index()]
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Outcome::RedisHit => 0,
+            Outcome::MemoryHit => 1,
+            Outcome::Fallback => 2,
+            Outcome::Coalesced => 3,
+            Outcome::Computed { .. } => 4,
+            Outcome::Bypassed { .. } => 5,
+        }
+    }
+}
+
+const OUTCOMES: [&str; 6] = [
+    "hit",
+    "memory_hit",
+    "fallback",
+    "coalesced",
+    "miss",
+    "bypass",
 ];
+
+/// What became of a computed value's Redis write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Write {
+    /// Nothing to write: not storable, or Redis off.
+    None,
+    /// Started behind the caller.
+    Started,
+    /// Dropped: too many writes in flight.
+    Dropped,
+    /// Not attempted: the breaker is not closed.
+    Skipped,
+}
+
+/// What one Redis read found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Read {
+    Hit,
+    Miss,
+    /// An entry that failed validation (purged), or a valid entry of
+    /// another key input (left alone).
+    Corrupt,
+    /// The breaker is open: Redis was not contacted.
+    Skipped,
+    /// The read failed (error kind, as in `cache_redis_errors_total`).
+    Failed(&'static str),
+}
+
+const ERROR_KINDS: [&str; 7] = [
+    "timeout",
+    "connection",
+    "auth",
+    "server",
+    "protocol",
+    "corrupt",
+    "io_thread",
+];
+
+/// The counter a tally also bumps, where it has one of its own (computes
+/// are `cache_calls_total{outcome="miss"}` and the compute histogram;
+/// errors carry a `kind`). These are created at zero when a domain is first
+/// seen, so sums over several never lose a domain for lack of a series.
+fn metric(tally: Tally) -> Option<&'static str> {
+    Some(match tally {
+        Tally::RedisHit => "cache_redis_hits_total",
+        Tally::RedisMiss => "cache_redis_misses_total",
+        Tally::MemoryHit => "cache_memory_hits_total",
+        Tally::Corrupt => "cache_redis_corrupt_total",
+        Tally::WriteDropped => "cache_writes_dropped_total",
+        Tally::Bypass => "cache_bypassed_total",
+        Tally::RedisSkipped => "cache_redis_skipped_total",
+        Tally::Coalesced => "cache_coalesced_total",
+        Tally::Compute | Tally::RedisError => return None,
+    })
+}
 
 #[derive(Default)]
 pub(crate) struct Telemetry {
-    total: Counters,
-    domains: RwLock<HashMap<&'static str, Arc<Counters>>>,
+    total: Arc<Counters>,
+    domains: RwLock<HashMap<&'static str, Arc<Domain>>>,
     breaker: AtomicU8,
     warnings: Mutex<HashMap<&'static str, (Option<Instant>, u64)>>,
 }
 
+/// One domain's counters and metric keys.
+pub(crate) struct Domain {
+    name: &'static str,
+    counters: Counters,
+    total: Arc<Counters>,
+    calls: [Key; 6],
+    errors: [Key; 7],
+    tallies: [Option<Key>; Tally::ALL.len()],
+    compute_seconds: Key,
+    get_seconds: Key,
+    set_seconds: Key,
+    breaker: Key,
+}
+
 impl Telemetry {
-    pub(crate) fn record(&self, domain: &'static str, tally: Tally) {
-        self.tally(domain, tally);
-        let name = match tally {
-            Tally::RedisHit => "cache_redis_hits_total",
-            Tally::RedisMiss => "cache_redis_misses_total",
-            Tally::MemoryHit => "cache_memory_hits_total",
-            Tally::Corrupt => {
-                // A corrupt entry is also a Redis error (kind "corrupt"), in
-                // the plain counters as in the metrics.
-                self.tally(domain, Tally::RedisError);
-                metrics::counter!("cache_redis_errors_total", "domain" => domain, "kind" => "corrupt").increment(1);
-                "cache_redis_corrupt_total"
-            }
-            Tally::WriteDropped => "cache_writes_dropped_total",
-            Tally::Bypass => "cache_bypassed_total",
-            Tally::RedisSkipped => "cache_redis_skipped_total",
-            Tally::Coalesced => "cache_coalesced_total",
-            // Counted with their details by `compute` and `redis_error`.
-            Tally::Compute | Tally::RedisError => return,
-        };
-        metrics::counter!(name, "domain" => domain).increment(1);
-    }
-
-    /// Bumps the plain counters (total and the domain's) behind `stats()`.
-    fn tally(&self, domain: &'static str, tally: Tally) {
-        self.total.bump(tally);
-        self.counters(domain).bump(tally);
-    }
-
-    /// One call ended with `outcome` (the span's outcome): the series the
-    /// hit-ratio query divides, present for every outcome a domain has seen.
-    pub(crate) fn call(&self, domain: &'static str, outcome: &'static str) {
-        metrics::counter!("cache_calls_total", "domain" => domain, "outcome" => outcome)
-            .increment(1);
-    }
-
-    /// The body ran for `elapsed`.
-    pub(crate) fn compute(&self, domain: &'static str, elapsed: Duration) {
-        self.tally(domain, Tally::Compute);
-        metrics::histogram!("cache_compute_seconds", "domain" => domain)
-            .record(elapsed.as_secs_f64());
-    }
-
-    /// A Redis operation failed.
-    pub(crate) fn redis_error(&self, domain: &'static str, error: &StoreError) {
-        self.tally(domain, Tally::RedisError);
-        metrics::counter!("cache_redis_errors_total", "domain" => domain, "kind" => error_kind(error)).increment(1);
-    }
-
-    /// A Redis round trip, as the caller saw it (success or not).
-    pub(crate) fn redis_op(&self, domain: &'static str, op: &'static str, elapsed: Duration) {
-        metrics::histogram!("cache_redis_op_seconds", "domain" => domain, "op" => op)
-            .record(elapsed.as_secs_f64());
+    /// The domain's handle, made (and its counters created at zero) on first use.
+    pub(crate) fn domain(&self, name: &'static str) -> Arc<Domain> {
+        if let Some(domain) = self.read_domains().get(name) {
+            return Arc::clone(domain);
+        }
+        let mut domains = self.domains.write().unwrap_or_else(PoisonError::into_inner);
+        let domain = domains.entry(name).or_insert_with(|| {
+            let domain = Domain::new(name, Arc::clone(&self.total));
+            metrics::with_recorder(|recorder| {
+                for key in domain.tallies.iter().flatten() {
+                    recorder.register_counter(key, &METADATA).increment(0);
+                }
+                // A new domain learns the breaker's current state.
+                recorder
+                    .register_gauge(&domain.breaker, &METADATA)
+                    .set(f64::from(self.breaker.load(Ordering::Relaxed)));
+            });
+            Arc::new(domain)
+        });
+        Arc::clone(domain)
     }
 
     /// The breaker's state, published for every domain: they share one Redis.
     pub(crate) fn breaker(&self, state: BreakerState) {
         self.breaker.store(state.as_gauge(), Ordering::Relaxed);
-        let domains: Vec<&'static str> = self.read_domains().keys().copied().collect();
-        for domain in domains {
-            metrics::gauge!("cache_breaker_state", "domain" => domain)
-                .set(f64::from(state.as_gauge()));
-        }
+        let domains: Vec<Arc<Domain>> = self.read_domains().values().cloned().collect();
+        metrics::with_recorder(|recorder| {
+            for domain in domains {
+                recorder
+                    .register_gauge(&domain.breaker, &METADATA)
+                    .set(f64::from(state.as_gauge()));
+            }
+        });
     }
 
     /// Logs a warning unless one of this `kind` went out recently; then it
@@ -123,8 +201,8 @@ impl Telemetry {
     pub(crate) fn snapshot(&self) -> Stats {
         let domains = self
             .read_domains()
-            .iter()
-            .map(|(name, counters)| ((*name).to_owned(), counters.snapshot()))
+            .values()
+            .map(|domain| (domain.name.to_owned(), domain.counters.snapshot()))
             .collect();
         Stats {
             total: self.total.snapshot(),
@@ -132,54 +210,151 @@ impl Telemetry {
         }
     }
 
-    fn counters(&self, domain: &'static str) -> Arc<Counters> {
-        if let Some(counters) = self.read_domains().get(domain) {
-            return Arc::clone(counters);
-        }
-        let mut domains = self.domains.write().unwrap_or_else(PoisonError::into_inner);
-        let counters = domains.entry(domain).or_insert_with(|| {
-            // A new domain learns the breaker's current state, and its
-            // counters exist at zero from the start, so queries adding
-            // series never lose a domain for lack of one.
-            let state = f64::from(self.breaker.load(Ordering::Relaxed));
-            metrics::gauge!("cache_breaker_state", "domain" => domain).set(state);
-            for name in ZEROED {
-                metrics::counter!(name, "domain" => domain).increment(0);
-            }
-            Arc::default()
-        });
-        Arc::clone(counters)
-    }
-
-    fn read_domains(&self) -> std::sync::RwLockReadGuard<'_, HashMap<&'static str, Arc<Counters>>> {
+    fn read_domains(&self) -> std::sync::RwLockReadGuard<'_, HashMap<&'static str, Arc<Domain>>> {
         self.domains.read().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// The `kind` label of `cache_redis_errors_total`.
-pub(crate) fn error_kind(error: &StoreError) -> &'static str {
-    match error {
-        StoreError::Timeout(_) => "timeout",
-        StoreError::Overloaded => "overloaded",
-        StoreError::WrongType => "corrupt",
-        StoreError::CircuitOpen => "circuit_open",
-        StoreError::IoUnavailable => "io_thread",
-        StoreError::Redis(err) => {
-            if err.kind() == redis::ErrorKind::AuthenticationFailed || err.code() == Some("NOAUTH")
-            {
-                "auth"
-            } else if err.is_connection_refusal()
-                || err.is_connection_dropped()
-                || err.is_io_error()
-            {
-                "connection"
-            } else if err.code().is_some() {
-                "server"
-            } else {
-                "protocol"
-            }
+/// A call site's domain handle, kept for the runtime that first used the
+/// site, so a call neither locks nor hashes to find it. Other runtimes
+/// calling the same site look theirs up.
+pub(crate) struct SiteDomain(OnceLock<(Weak<Telemetry>, Arc<Domain>)>);
+
+/// A domain handle: the site's own, or one looked up for this call.
+pub(crate) enum DomainRef<'a> {
+    Site(&'a Arc<Domain>),
+    Looked(Arc<Domain>),
+}
+
+impl Deref for DomainRef<'_> {
+    type Target = Arc<Domain>;
+
+    fn deref(&self) -> &Arc<Domain> {
+        match self {
+            DomainRef::Site(domain) => domain,
+            DomainRef::Looked(domain) => domain,
         }
     }
+}
+
+impl SiteDomain {
+    pub(crate) const fn new() -> SiteDomain {
+        SiteDomain(OnceLock::new())
+    }
+
+    pub(crate) fn get(&self, telemetry: &Arc<Telemetry>, name: &'static str) -> DomainRef<'_> {
+        // The `Weak` keeps the telemetry's allocation, so its address
+        // cannot be reused by another runtime's: equal pointers, same runtime.
+        if let Some((owner, domain)) = self.0.get()
+            && std::ptr::eq(owner.as_ptr(), Arc::as_ptr(telemetry))
+        {
+            return DomainRef::Site(domain);
+        }
+        let domain = telemetry.domain(name);
+        let _ = self.0.set((Arc::downgrade(telemetry), Arc::clone(&domain)));
+        DomainRef::Looked(domain)
+    }
+}
+
+impl Domain {
+    fn new(name: &'static str, total: Arc<Counters>) -> Domain {
+        let key = |metric: &'static str, labels: Vec<Label>| Key::from_parts(metric, labels);
+        let domain = || Label::from_static_parts("domain", name);
+        let with = |label: &'static str, value: &'static str| {
+            vec![domain(), Label::from_static_parts(label, value)]
+        };
+        Domain {
+            name,
+            counters: Counters::default(),
+            total,
+            calls: OUTCOMES.map(|outcome| key("cache_calls_total", with("outcome", outcome))),
+            errors: ERROR_KINDS.map(|kind| key("cache_redis_errors_total", with("kind", kind))),
+            tallies: Tally::ALL.map(|tally| metric(tally).map(|name| key(name, vec![domain()]))),
+            compute_seconds: key("cache_compute_seconds", vec![domain()]),
+            get_seconds: key("cache_redis_op_seconds", with("op", "get")),
+            set_seconds: key("cache_redis_op_seconds", with("op", "set")),
+            breaker: key("cache_breaker_state", vec![domain()]),
+        }
+    }
+
+    /// Records how a call ended.
+    pub(crate) fn call(&self, outcome: Outcome) {
+        match outcome {
+            Outcome::RedisHit => self.bump(Tally::RedisHit),
+            Outcome::MemoryHit | Outcome::Fallback => self.bump(Tally::MemoryHit),
+            Outcome::Coalesced => self.bump(Tally::Coalesced),
+            Outcome::Computed { took, write } => {
+                if write == Write::Dropped {
+                    self.bump(Tally::WriteDropped);
+                }
+                self.observe(&self.compute_seconds, took);
+                self.bump(Tally::Compute);
+            }
+            Outcome::Bypassed { took } => {
+                self.observe(&self.compute_seconds, took);
+                self.bump(Tally::Compute);
+                self.bump(Tally::Bypass);
+            }
+        }
+        count(&self.calls[outcome.index()]);
+    }
+
+    /// Records one Redis read and how long it took.
+    pub(crate) fn read(&self, read: Read, took: Duration) {
+        match read {
+            Read::Hit => {}
+            Read::Miss => self.bump(Tally::RedisMiss),
+            Read::Corrupt => {
+                self.bump(Tally::Corrupt);
+                self.error("corrupt");
+            }
+            // Redis was not contacted: no round trip to time.
+            Read::Skipped => return self.bump(Tally::RedisSkipped),
+            Read::Failed(kind) => self.error(kind),
+        }
+        self.observe(&self.get_seconds, took);
+    }
+
+    /// Records a background write's round trip and its error, if any.
+    pub(crate) fn write(&self, took: Duration, error: Option<&RedisError>) {
+        match error {
+            // The breaker opened after the write was started: Redis was not contacted.
+            Some(RedisError::CircuitOpen) => {}
+            Some(error) => {
+                self.observe(&self.set_seconds, took);
+                self.error(error.kind());
+            }
+            None => self.observe(&self.set_seconds, took),
+        }
+    }
+
+    fn error(&self, kind: &'static str) {
+        self.bump(Tally::RedisError);
+        if let Some(at) = ERROR_KINDS.iter().position(|k| *k == kind) {
+            count(&self.errors[at]);
+        }
+    }
+
+    /// Bumps the plain counters (the domain's and the total) and the tally's metric.
+    fn bump(&self, tally: Tally) {
+        self.counters.bump(tally);
+        self.total.bump(tally);
+        if let Some(key) = &self.tallies[tally as usize] {
+            count(key);
+        }
+    }
+
+    fn observe(&self, key: &Key, took: Duration) {
+        metrics::with_recorder(|recorder| {
+            recorder
+                .register_histogram(key, &METADATA)
+                .record(took.as_secs_f64());
+        });
+    }
+}
+
+fn count(key: &Key) {
+    metrics::with_recorder(|recorder| recorder.register_counter(key, &METADATA).increment(1));
 }
 
 #[cfg(test)]
@@ -203,14 +378,44 @@ mod tests {
     #[test]
     fn stats_are_kept_per_domain_and_in_total() {
         let telemetry = Telemetry::default();
-        telemetry.record("natal", Tally::RedisHit);
-        telemetry.record("natal", Tally::RedisMiss);
-        telemetry.record("transit", Tally::MemoryHit);
+        let natal = telemetry.domain("natal");
+        natal.read(Read::Hit, Duration::ZERO);
+        natal.call(Outcome::RedisHit);
+        natal.read(Read::Miss, Duration::ZERO);
+        telemetry.domain("transit").call(Outcome::MemoryHit);
         let stats = telemetry.snapshot();
         assert_eq!(stats.domain("natal").redis_hits, 1);
+        assert_eq!(stats.domain("natal").redis_misses, 1);
         assert_eq!(stats.domain("transit").memory_hits, 1);
         assert_eq!(stats.total.redis_hits + stats.total.memory_hits, 2);
         assert_eq!(stats.domain("natal").hit_ratio(), Some(1.0));
         assert_eq!(stats.domain("absent"), Default::default());
+    }
+
+    #[test]
+    fn every_outcome_and_error_kind_has_a_key() {
+        for outcome in [
+            Outcome::RedisHit,
+            Outcome::MemoryHit,
+            Outcome::Fallback,
+            Outcome::Coalesced,
+            Outcome::Computed {
+                took: Duration::ZERO,
+                write: Write::None,
+            },
+            Outcome::Bypassed {
+                took: Duration::ZERO,
+            },
+        ] {
+            assert!(OUTCOMES.contains(&outcome.label()), "{outcome:?}");
+        }
+        let errors = [
+            RedisError::Timeout(Duration::ZERO),
+            RedisError::WrongType,
+            RedisError::NoIoThread,
+        ];
+        for error in errors {
+            assert!(ERROR_KINDS.contains(&error.kind()), "{error}");
+        }
     }
 }

@@ -1,7 +1,11 @@
-//! Parsing and checking the attribute's options.
+//! Parsing the attribute's options.
 //!
 //! Options are first parsed into a generic `key = value` / `key(list)` shape,
-//! then each is checked on its own, so one run reports every mistake.
+//! then each is checked for its form on its own, so one run reports every
+//! mistake. What a literal may hold (a domain's characters, the `hash_len`
+//! range, a `ttl` string) is not decided here: the expansion hands each
+//! literal to a `const fn` of the runtime crate, the one place those rules
+//! live, and the compiler reports a bad one at the literal.
 
 use proc_macro2::{Span, TokenStream};
 use syn::ext::IdentExt as _;
@@ -12,9 +16,10 @@ use syn::{Expr, ExprLit, Ident, Lit, LitInt, LitStr, Path, Token, parenthesized}
 const KNOWN: &str =
     "domain, ttl, version, skip, segments, key, hash_len, cache_none, runtime, crate";
 
-/// The checked options of one `#[redis_cached(...)]`.
+/// The options of one `#[redis_cached(...)]`, as far as they parsed.
+#[derive(Default)]
 pub(crate) struct Args {
-    pub domain: LitStr,
+    pub domain: Option<LitStr>,
     pub ttl: Option<Ttl>,
     pub version: Option<LitStr>,
     pub skip: Vec<Ident>,
@@ -82,24 +87,17 @@ impl Parse for RawArg {
 }
 
 impl Args {
-    pub fn parse(tokens: TokenStream) -> Result<Args, syn::Error> {
-        let raw = Punctuated::<RawArg, Token![,]>::parse_terminated.parse2(tokens)?;
-        let mut errors = Errors::default();
-        let mut seen: Vec<String> = Vec::new();
-        let mut domain = None;
-        let mut domain_given = false;
-        let mut args = Args {
-            domain: LitStr::new("", Span::call_site()),
-            ttl: None,
-            version: None,
-            skip: Vec::new(),
-            segments: Vec::new(),
-            key: None,
-            hash_len: None,
-            cache_none: false,
-            runtime: None,
-            krate: None,
+    /// Parses what it can; every mistake goes to `errors`.
+    pub fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
+        let mut args = Args::default();
+        let raw = match Punctuated::<RawArg, Token![,]>::parse_terminated.parse2(tokens) {
+            Ok(raw) => raw,
+            Err(error) => {
+                errors.push(error);
+                return args;
+            }
         };
+        let mut seen: Vec<String> = Vec::new();
         for RawArg { name, value } in raw {
             let key = name.to_string();
             if seen.contains(&key) {
@@ -107,14 +105,9 @@ impl Args {
                 continue;
             }
             seen.push(key.clone());
-            domain_given |= key == "domain";
             let result = match key.as_str() {
-                "domain" => string(&name, value)
-                    .and_then(check_domain)
-                    .map(|lit| domain = Some(lit)),
-                "version" => string(&name, value)
-                    .and_then(check_version)
-                    .map(|lit| args.version = Some(lit)),
+                "domain" => string(&name, value).map(|lit| args.domain = Some(lit)),
+                "version" => string(&name, value).map(|lit| args.version = Some(lit)),
                 "ttl" => ttl(&name, value).map(|ttl| args.ttl = Some(ttl)),
                 "skip" => list(&name, value).map(|idents| args.skip = idents),
                 "segments" => list(&name, value).map(|idents| args.segments = idents),
@@ -139,16 +132,14 @@ impl Args {
                 }
             }
         }
-        match domain {
-            Some(lit) => args.domain = lit,
-            // An invalid domain was reported where it was written.
-            None if domain_given => {}
-            None => errors.push(syn::Error::new(
+        // A domain given in the wrong form was reported where it was written.
+        if !seen.iter().any(|key| key == "domain") {
+            errors.push(syn::Error::new(
                 Span::call_site(),
                 "missing `domain = \"...\"`: every cached function needs a domain, e.g. #[redis_cached(domain = \"natal\")]",
-            )),
+            ));
         }
-        errors.finish().map(|()| args)
+        args
     }
 }
 
@@ -219,14 +210,7 @@ fn ttl(name: &Ident, value: RawValue) -> syn::Result<Ttl> {
     const FORM: &str =
         "a whole number of seconds or a duration string such as \"90s\", \"15m\", \"1h\", \"1d\"";
     match literal(name, value, FORM, "3600")? {
-        Lit::Int(lit) => match lit.base10_parse::<u64>() {
-            Ok(0) => Err(syn::Error::new_spanned(
-                lit,
-                "`ttl = 0` would cache nothing; use a positive number of seconds",
-            )),
-            Ok(_) => Ok(Ttl::Seconds(lit)),
-            Err(err) => Err(err),
-        },
+        Lit::Int(lit) => lit.base10_parse::<u64>().map(|_| Ttl::Seconds(lit)),
         Lit::Str(lit) => Ok(Ttl::Text(lit)),
         other => Err(syn::Error::new_spanned(
             other,
@@ -236,51 +220,12 @@ fn ttl(name: &Ident, value: RawValue) -> syn::Result<Ttl> {
 }
 
 fn hash_len(name: &Ident, value: RawValue) -> syn::Result<LitInt> {
-    match literal(name, value, "a number of hex characters from 8 to 64", "12")? {
-        Lit::Int(lit) => match lit.base10_parse::<u8>() {
-            Ok(8..=64) => Ok(lit),
-            _ => Err(syn::Error::new_spanned(
-                lit,
-                "`hash_len` must be from 8 to 64 hex characters",
-            )),
-        },
+    const FORM: &str = "a number of hex characters from 8 to 64";
+    match literal(name, value, FORM, "12")? {
+        Lit::Int(lit) => lit.base10_parse::<usize>().map(|_| lit),
         other => Err(syn::Error::new_spanned(
             other,
-            "expected a number of hex characters from 8 to 64",
+            format_args!("expected {FORM}"),
         )),
-    }
-}
-
-fn check_domain(lit: LitStr) -> syn::Result<LitStr> {
-    let ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-';
-    check_label(
-        lit,
-        ok,
-        "domain",
-        "a domain may only use a-z, 0-9, '_' and '-'",
-    )
-}
-
-fn check_version(lit: LitStr) -> syn::Result<LitStr> {
-    let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.';
-    check_label(
-        lit,
-        ok,
-        "version",
-        "a version may only use A-Z, a-z, 0-9, '_', '.' and '-'",
-    )
-}
-
-fn check_label(lit: LitStr, ok: fn(u8) -> bool, what: &str, message: &str) -> syn::Result<LitStr> {
-    let value = lit.value();
-    if value.is_empty() {
-        Err(syn::Error::new_spanned(
-            lit,
-            format_args!("the {what} must not be empty"),
-        ))
-    } else if value.bytes().all(ok) {
-        Ok(lit)
-    } else {
-        Err(syn::Error::new_spanned(lit, message))
     }
 }

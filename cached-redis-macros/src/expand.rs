@@ -1,11 +1,14 @@
-//! Rewrites the function body; the signature and attributes are re-emitted untouched.
+//! Rewrites the function body; the signature and attributes are re-emitted
+//! untouched. The new body is put together from one generator per part:
+//! the call site (a `static` with the checked literals), the key, the
+//! storage policy, and the call into the runtime.
 
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens as _, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned as _;
-use syn::{Block, Expr, GenericParam, ItemFn, ReturnType, Stmt};
+use syn::{Block, Expr, GenericParam, Ident, ItemFn, ReturnType, Stmt};
 
-use crate::attr::{Args, Ttl};
+use crate::attr::{Args, Errors, Ttl};
 use crate::func::{self, KeyArgs};
 
 pub(crate) fn redis_cached(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -16,18 +19,282 @@ pub(crate) fn redis_cached(args: TokenStream, item: TokenStream) -> TokenStream 
                 Span::call_site(),
                 "#[redis_cached] can only be applied to a function",
             );
-            return with_error(item, error);
+            let error = error.to_compile_error();
+            return quote!(#item #error);
         }
     };
-    let checked = Args::parse(args).and_then(|args| {
-        let key_args = func::analyse(&function, &args)?;
-        Ok((args, key_args))
-    });
-    match checked {
-        Ok((args, key_args)) => rewrite(function, &args, &key_args),
+    let mut errors = Errors::default();
+    let args = Args::parse(args, &mut errors);
+    let key_args = func::analyse(&function, &args, &mut errors);
+    let expansion = Expansion::new(&args);
+    match errors.finish() {
+        Ok(()) => expansion.rewrite(function, &key_args),
         // The function is still emitted so the rest of the crate type-checks
-        // and IDEs keep working while the attribute is being fixed.
-        Err(error) => with_error(item, error),
+        // and IDEs keep working while the attribute is being fixed; the
+        // literals are still checked, so every mistake shows in one build.
+        Err(error) => {
+            let error = error.to_compile_error();
+            let checks = expansion
+                .literal_checks()
+                .into_iter()
+                .map(|(name, ty, check)| quote!(#[allow(dead_code)] const #name: #ty = #check;));
+            quote!(#item #error const _: () = { #(#checks)* };)
+        }
+    }
+}
+
+struct Expansion<'a> {
+    args: &'a Args,
+    /// `::cached_redis::__private`, or under `crate = path`.
+    private: TokenStream,
+}
+
+/// A generated local, hygienic and prefixed.
+fn local(name: &str) -> Ident {
+    format_ident!("__cached_redis_{}", name, span = Span::mixed_site())
+}
+
+/// A generated item in the function body (items are not hygienic: prefixed).
+fn item(name: &str) -> Ident {
+    format_ident!("__CACHED_REDIS_{}", name, span = Span::mixed_site())
+}
+
+impl<'a> Expansion<'a> {
+    fn new(args: &'a Args) -> Self {
+        let krate = match &args.krate {
+            Some(path) => quote!(#path),
+            None => quote!(::cached_redis),
+        };
+        Expansion {
+            args,
+            private: quote!(#krate::__private),
+        }
+    }
+
+    fn rewrite(&self, mut function: ItemFn, key_args: &KeyArgs) -> TokenStream {
+        let private = &self.private;
+        let site = self.site();
+        let runtime = self.runtime();
+        let key = self.key(&function, key_args);
+        let policy = self.policy(&function);
+        let call = self.call(&function);
+        let body = quote! {
+            #[allow(unused_imports)]
+            use #private::{ViaOption as _, ViaPlain as _, ViaResult as _};
+            #site
+            #runtime
+            #key
+            #policy
+            #call
+        };
+        *function.block = Block {
+            brace_token: function.block.brace_token,
+            stmts: vec![Stmt::Expr(Expr::Verbatim(body), None)],
+        };
+        quote!(#function)
+    }
+
+    /// Each literal the runtime's rules must accept, as a const item's name,
+    /// type and checked value. Evaluated at compile time (a named const, not
+    /// an inline `const { }`: `cargo check` evaluates the former), and every
+    /// token of the check carries the literal's span, so a rejection points
+    /// at the literal.
+    fn literal_checks(&self) -> Vec<(Ident, TokenStream, TokenStream)> {
+        let args = self.args;
+        let mut checks = Vec::new();
+        let mut check = |name: &str, ty: TokenStream, span: Span, value: TokenStream| {
+            let private = respan(self.private.clone(), span);
+            let value = respan(value, span);
+            checks.push((item(name), ty, quote_spanned!(span=> #private::#value)));
+        };
+        if let Some(domain) = &args.domain {
+            check(
+                "DOMAIN",
+                quote!(&str),
+                domain.span(),
+                quote!(domain_literal(#domain)),
+            );
+        }
+        if let Some(version) = &args.version {
+            check(
+                "VERSION",
+                quote!(&str),
+                version.span(),
+                quote!(version_literal(#version)),
+            );
+        }
+        if let Some(len) = &args.hash_len {
+            check(
+                "HASH_LEN",
+                quote!(usize),
+                len.span(),
+                quote!(hash_len_literal(#len)),
+            );
+        }
+        let duration = quote!(::core::time::Duration);
+        match &args.ttl {
+            Some(Ttl::Seconds(secs)) => {
+                check("TTL", duration, secs.span(), quote!(ttl_seconds(#secs)));
+            }
+            Some(Ttl::Text(text)) => {
+                check("TTL", duration, text.span(), quote!(ttl_literal(#text)));
+            }
+            None => {}
+        }
+        checks
+    }
+
+    /// The call site: its checked literals and the `static` the runtime
+    /// keeps per-site state in.
+    fn site(&self) -> TokenStream {
+        let private = &self.private;
+        let checks = self.literal_checks();
+        let consts = checks
+            .iter()
+            .map(|(name, ty, value)| quote!(const #name: #ty = #value;));
+        let defined = |name: &str| checks.iter().any(|(ident, ..)| *ident == item(name));
+        let [domain, version, hash_len, ttl] = ["DOMAIN", "VERSION", "HASH_LEN", "TTL"].map(item);
+        let version = if defined("VERSION") {
+            quote!(#version)
+        } else {
+            quote!(#private::DEFAULT_VERSION)
+        };
+        let hash_len = if defined("HASH_LEN") {
+            quote!(#hash_len)
+        } else {
+            quote!(#private::DEFAULT_HASH_LEN)
+        };
+        let ttl = if defined("TTL") {
+            quote!(::core::option::Option::Some(#ttl))
+        } else {
+            quote!(::core::option::Option::None)
+        };
+        let (here, site) = (local("here"), item("SITE"));
+        quote! {
+            #(#consts)*
+            // Names the function: `type_name_of_val` of an item nested in it.
+            fn #here() -> &'static str {
+                #private::type_name_of_val(&#here)
+            }
+            static #site: #private::Site =
+                #private::Site::new(#domain, #version, #hash_len, #ttl, #here);
+        }
+    }
+
+    fn runtime(&self) -> TokenStream {
+        let (private, runtime) = (&self.private, local("runtime"));
+        match &self.args.runtime {
+            // Cloned (one `Arc`) so the expression's borrow ends here and the
+            // body may still move or mutably use what it borrowed.
+            Some(expr) => quote_spanned! {expr.span()=>
+                let #runtime = &#private::Runtime::clone(#private::as_runtime(&(#expr)));
+            },
+            None => quote!(let #runtime = #private::default_runtime();),
+        }
+    }
+
+    /// The key input: the function's type parameters and `Self` (so two
+    /// instantiations never share a key), the key arguments, the segments.
+    fn key(&self, function: &ItemFn, key_args: &KeyArgs) -> TokenStream {
+        let (private, key, site) = (&self.private, local("key"), item("SITE"));
+        let generics = function
+            .sig
+            .generics
+            .params
+            .iter()
+            .filter_map(|param| match param {
+                GenericParam::Type(param) => {
+                    let ident = &param.ident;
+                    Some(quote!(#private::key_type::<#ident>(&mut #key);))
+                }
+                GenericParam::Const(param) => {
+                    let (ident, name) = (&param.ident, param.ident.to_string());
+                    Some(quote!(#private::key_part(&mut #key, #name, &#ident);))
+                }
+                _ => None,
+            });
+        let self_type =
+            mentions_self(function).then(|| quote!(#private::key_type::<Self>(&mut #key);));
+        let parts: Vec<TokenStream> = match &self.args.key {
+            Some((name, expr)) => {
+                let name = name.to_string();
+                vec![quote_spanned!(expr.span()=> #private::key_part(&mut #key, #name, &(#expr));)]
+            }
+            None => key_args
+                .hashed
+                .iter()
+                .map(|arg| {
+                    let name = arg.to_string();
+                    quote_spanned!(arg.span()=> #private::key_part(&mut #key, #name, &#arg);)
+                })
+                .collect(),
+        };
+        let segments = self
+            .args
+            .segments
+            .iter()
+            .map(|arg| quote_spanned!(arg.span()=> #private::key_segment(&mut #key, &#arg);));
+        quote! {
+            #[allow(unused_mut)]
+            let mut #key = #private::KeyInput::new(&#site);
+            #(#generics)*
+            #self_type
+            #(#parts)*
+            #(#segments)*
+        }
+    }
+
+    /// What is stored, chosen by the return type (see the runtime's `policy`).
+    fn policy(&self, function: &ItemFn) -> TokenStream {
+        let (private, policy) = (&self.private, local("policy"));
+        let (output, span) = output(function);
+        let probe = if self.args.cache_none {
+            quote!(ProbeNone)
+        } else {
+            quote!(Probe)
+        };
+        // Spanned at the return type, so "not Serialize" errors point there.
+        quote_spanned! {span=>
+            let #policy = (&&&#private::#probe::<#output>::new()).__cached_redis_policy();
+        }
+    }
+
+    fn call(&self, function: &ItemFn) -> TokenStream {
+        let private = &self.private;
+        let [runtime, key, policy] = ["runtime", "key", "policy"].map(local);
+        let site = item("SITE");
+        let (output, _) = output(function);
+        let stmts = &function.block.stmts;
+        if function.sig.asyncness.is_some() {
+            // The unreachable early return fixes the async block's output type,
+            // so `?` and `return` in the body infer as in the original function.
+            quote! {
+                #private::call_async(#runtime, &#site, #key, #policy, async move {
+                    #[allow(
+                        unknown_lints, unreachable_code, clippy::diverging_sub_expression,
+                        clippy::empty_loop, clippy::let_unit_value, clippy::needless_return
+                    )]
+                    if false {
+                        let __cached_redis_unreachable: #output = loop {};
+                        return __cached_redis_unreachable;
+                    }
+                    #(#stmts)*
+                })
+                .await
+            }
+        } else {
+            quote! {
+                #private::call_sync(#runtime, &#site, #key, #policy, move || -> #output { #(#stmts)* })
+            }
+        }
+    }
+}
+
+/// The function's return type (`()` if none) and where to point errors about it.
+fn output(function: &ItemFn) -> (TokenStream, Span) {
+    match &function.sig.output {
+        ReturnType::Default => (quote!(()), function.sig.ident.span()),
+        ReturnType::Type(_, ty) => (quote!(#ty), ty.span()),
     }
 }
 
@@ -61,169 +328,4 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
             token
         })
         .collect()
-}
-
-fn with_error(item: TokenStream, error: syn::Error) -> TokenStream {
-    let error = error.to_compile_error();
-    quote!(#item #error)
-}
-
-fn rewrite(mut function: ItemFn, args: &Args, key_args: &KeyArgs) -> TokenStream {
-    let krate = match &args.krate {
-        Some(path) => quote!(#path),
-        None => quote!(::cached_redis),
-    };
-    let private = quote!(#krate::__private);
-    let local = |name: &str| format_ident!("__cached_redis_{}", name, span = Span::mixed_site());
-    let (site, runtime, key, policy, here) = (
-        local("site"),
-        local("runtime"),
-        local("key"),
-        local("policy"),
-        local("here"),
-    );
-
-    let domain = &args.domain;
-    let version = match &args.version {
-        Some(version) => quote!(#version),
-        None => quote!("v1"),
-    };
-    let ttl = match &args.ttl {
-        Some(Ttl::Seconds(secs)) => {
-            quote!(::core::option::Option::Some(::core::time::Duration::from_secs(#secs)))
-        }
-        // A named const, not an inline `const { }` block: `cargo check`
-        // evaluates the former, so a bad literal fails even without a build.
-        // Every token of the call carries the literal's span, so the
-        // evaluation error points at the literal, not the whole attribute.
-        Some(Ttl::Text(text)) => {
-            let private = respan(private.clone(), text.span());
-            quote_spanned! {text.span()=>
-            {
-                const TTL: ::core::time::Duration = #private::ttl_literal(#text);
-                ::core::option::Option::Some(TTL)
-            }
-            }
-        }
-        None => quote!(::core::option::Option::None),
-    };
-    let hash_len = match &args.hash_len {
-        Some(len) => quote!(#len),
-        None => quote!(16),
-    };
-
-    let runtime_setup = match &args.runtime {
-        // Cloned (one `Arc`) so the expression's borrow ends here and the
-        // body may still move or mutably use what it borrowed.
-        Some(expr) => quote_spanned! {expr.span()=>
-            let #runtime = &#private::Runtime::clone(#private::as_runtime(&(#expr)));
-        },
-        None => quote!(let #runtime = #private::default_runtime();),
-    };
-    let parts = match &args.key {
-        Some((name, expr)) => {
-            let name = name.to_string();
-            vec![quote_spanned!(expr.span()=> #private::key_part(&mut #key, #name, &(#expr));)]
-        }
-        None => key_args
-            .hashed
-            .iter()
-            .map(|arg| {
-                let name = arg.to_string();
-                quote_spanned!(arg.span()=> #private::key_part(&mut #key, #name, &#arg);)
-            })
-            .collect(),
-    };
-    // The nested item that names the function carries no generics, so the
-    // instantiation goes into the key: two instantiations never share one.
-    let generics = function
-        .sig
-        .generics
-        .params
-        .iter()
-        .filter_map(|param| match param {
-            GenericParam::Type(param) => {
-                let ident = &param.ident;
-                Some(quote!(#private::key_type::<#ident>(&mut #key);))
-            }
-            GenericParam::Const(param) => {
-                let (ident, name) = (&param.ident, param.ident.to_string());
-                Some(quote!(#private::key_part(&mut #key, #name, &#ident);))
-            }
-            _ => None,
-        });
-    let self_type =
-        mentions_self(&function).then(|| quote!(#private::key_type::<Self>(&mut #key);));
-    let segments = args
-        .segments
-        .iter()
-        .map(|arg| quote_spanned!(arg.span()=> #private::key_segment(&mut #key, &#arg);));
-
-    let output = match &function.sig.output {
-        ReturnType::Default => quote!(()),
-        ReturnType::Type(_, ty) => quote!(#ty),
-    };
-    // Spanned at the return type, so "not Serialize" errors point there.
-    let output_span = match &function.sig.output {
-        ReturnType::Default => function.sig.ident.span(),
-        ReturnType::Type(_, ty) => ty.span(),
-    };
-    let select_policy = if args.cache_none {
-        quote_spanned!(output_span=> (&&&#private::ProbeNone::<#output>::new()).__cached_redis_policy())
-    } else {
-        quote_spanned!(output_span=> (&&&#private::Probe::<#output>::new()).__cached_redis_policy())
-    };
-
-    let stmts = &function.block.stmts;
-    let call = if function.sig.asyncness.is_some() {
-        // The unreachable early return fixes the async block's output type,
-        // so `?` and `return` in the body infer as in the original function.
-        quote! {
-            #private::call_async(#runtime, &#site, #key, #policy, async move {
-                #[allow(
-                    unknown_lints, unreachable_code, clippy::diverging_sub_expression,
-                    clippy::empty_loop, clippy::let_unit_value, clippy::needless_return
-                )]
-                if false {
-                    let __cached_redis_unreachable: #output = loop {};
-                    return __cached_redis_unreachable;
-                }
-                #(#stmts)*
-            })
-            .await
-        }
-    } else {
-        quote! {
-            #private::call_sync(#runtime, &#site, #key, #policy, move || -> #output { #(#stmts)* })
-        }
-    };
-
-    let body = quote! {
-        #[allow(unused_imports)]
-        use #private::{ViaOption as _, ViaPlain as _, ViaResult as _};
-        let #site = #private::Site {
-            domain: #domain,
-            version: #version,
-            function: {
-                fn #here() {}
-                #private::type_name_of_val(&#here)
-            },
-            ttl: #ttl,
-            hash_len: #hash_len,
-        };
-        #runtime_setup
-        #[allow(unused_mut)]
-        let mut #key = #private::KeyInput::new(&#site);
-        #(#generics)*
-        #self_type
-        #(#parts)*
-        #(#segments)*
-        let #policy = #select_policy;
-        #call
-    };
-    *function.block = Block {
-        brace_token: function.block.brace_token,
-        stmts: vec![Stmt::Expr(Expr::Verbatim(body), None)],
-    };
-    quote!(#function)
 }

@@ -9,9 +9,9 @@ pub(crate) struct KeyArgs {
     pub hashed: Vec<Ident>,
 }
 
-/// Checks the function against the options and lists the key arguments.
-pub(crate) fn analyse(item: &ItemFn, args: &Args) -> Result<KeyArgs, syn::Error> {
-    let mut errors = Errors::default();
+/// Checks the function against the options and lists the key arguments;
+/// every mistake goes to `errors`.
+pub(crate) fn analyse(item: &ItemFn, args: &Args, errors: &mut Errors) -> KeyArgs {
     let sig = &item.sig;
     if let Some(constness) = &sig.constness {
         errors.spanned(constness, "`#[redis_cached]` cannot cache a `const fn`");
@@ -73,7 +73,6 @@ pub(crate) fn analyse(item: &ItemFn, args: &Args) -> Result<KeyArgs, syn::Error>
             ),
         );
     }
-    errors.finish()?;
     let hashed = if args.key.is_some() {
         Vec::new()
     } else {
@@ -82,7 +81,7 @@ pub(crate) fn analyse(item: &ItemFn, args: &Args) -> Result<KeyArgs, syn::Error>
             .filter(|ident| !args.skip.contains(ident))
             .collect()
     };
-    Ok(KeyArgs { hashed })
+    KeyArgs { hashed }
 }
 
 /// The names a parameter pattern binds. A value the pattern ignores (`_`,

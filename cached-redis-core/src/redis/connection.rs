@@ -1,13 +1,15 @@
-//! The one shared Redis connection of a store, made lazily and replaced
+//! The one shared Redis connection of a runtime, made lazily and replaced
 //! when it fails.
 //!
-//! Connecting happens in a task of its own, shared by every caller that
-//! needs the connection meanwhile, so a caller giving up at its deadline
-//! does not abort the attempt for the others. Every attempt starts from the
-//! client's settings, never from a cached failure — unlike the redis crate's
-//! `ConnectionManager`, which keeps returning an authentication error
-//! forever — so a restarted server or a corrected password is picked up by
-//! the next attempt.
+//! The connection's driver runs on the cache's own thread, so it outlives
+//! whichever executor first needed it; callers hand commands to it and await
+//! the replies directly. Connecting happens in a task of its own on that
+//! thread, shared by every caller that needs the connection meanwhile, so a
+//! caller giving up at its deadline does not abort the attempt for the
+//! others. Every attempt starts from the client's settings, never from a
+//! cached failure — unlike the redis crate's `ConnectionManager`, which keeps
+//! returning an authentication error forever — so a restarted server or a
+//! corrected password is picked up by the next attempt.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -18,13 +20,14 @@ use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError};
 use tokio::sync::watch;
 use tokio::time::timeout;
 
+use crate::io::Io;
+
 /// What a connection attempt produced: a connection and its generation.
 type Attempt = Option<Result<(MultiplexedConnection, u64), RedisError>>;
 
-pub(super) struct Connector {
+pub(super) struct Connection {
     client: Client,
     connect_timeout: Duration,
-    response_timeout: Duration,
     slot: Mutex<Slot>,
     generations: AtomicU64,
 }
@@ -36,24 +39,21 @@ enum Slot {
     Ready(MultiplexedConnection, u64),
 }
 
-impl Connector {
-    pub(super) fn new(
-        client: Client,
-        connect_timeout: Duration,
-        op_timeout: Duration,
-    ) -> Connector {
-        Connector {
+impl Connection {
+    pub(super) fn new(client: Client, connect_timeout: Duration) -> Connection {
+        Connection {
             client,
             connect_timeout,
-            // Our own deadline governs each operation; this is only a backstop.
-            response_timeout: op_timeout.saturating_mul(10),
             slot: Mutex::new(Slot::Empty),
             generations: AtomicU64::new(0),
         }
     }
 
     /// The shared connection and its generation, connecting if there is none.
-    pub(super) async fn get(self: &Arc<Self>) -> Result<(MultiplexedConnection, u64), RedisError> {
+    pub(super) async fn get(
+        self: &Arc<Self>,
+        io: &Io,
+    ) -> Result<(MultiplexedConnection, u64), RedisError> {
         let mut receiver = {
             let mut slot = self.lock();
             match &*slot {
@@ -62,7 +62,7 @@ impl Connector {
                 Slot::Empty => {
                     let (sender, receiver) = watch::channel(None);
                     *slot = Slot::Connecting(receiver.clone());
-                    tokio::spawn(Arc::clone(self).connect(sender));
+                    io.spawn(Arc::clone(self).connect(sender));
                     receiver
                 }
             }
@@ -74,8 +74,8 @@ impl Connector {
         if let Ok(Some(result)) = attempt {
             return result;
         }
-        // The attempt's task is gone (its runtime ended): free the slot so
-        // the next operation starts a new attempt instead of failing forever.
+        // The attempt's task is gone: free the slot so the next operation
+        // starts a new attempt instead of failing forever.
         let mut slot = self.lock();
         if matches!(&*slot, Slot::Connecting(r) if r.same_channel(&receiver)) {
             *slot = Slot::Empty;
@@ -87,9 +87,12 @@ impl Connector {
     }
 
     async fn connect(self: Arc<Self>, sender: watch::Sender<Attempt>) {
+        // No response timeout of the client's own: it would arm a timer on
+        // the caller's executor, which may have none. Each operation's
+        // deadline is ours (see `Redis::run`); the connect deadline is this one.
         let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.response_timeout));
+            .set_connection_timeout(None)
+            .set_response_timeout(None);
         let attempt = timeout(
             self.connect_timeout,
             self.client
@@ -123,8 +126,8 @@ impl Connector {
 
     /// Drops the connection of `generation` if it is still the current one,
     /// so a failure never discards a fresh connection made meanwhile.
-    pub(super) fn reset_generation(&self, generation: Option<u64>) {
-        let Some(generation) = generation else { return };
+    /// Generations start at 1; 0 means no connection was used.
+    pub(super) fn reset_generation(&self, generation: u64) {
         let mut slot = self.lock();
         if matches!(*slot, Slot::Ready(_, current) if current == generation) {
             *slot = Slot::Empty;

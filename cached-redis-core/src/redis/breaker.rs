@@ -11,7 +11,10 @@
 //!
 //! While open, Redis is not contacted at all and calls cost what the memory
 //! cache costs. After the window exactly one call, the probe, goes to Redis;
-//! every other call keeps falling back until the probe's answer is in.
+//! every other call keeps falling back until the probe's answer is in. A
+//! probe that never answers — its caller's future kept but no longer polled
+//! — is replaced by a new one once `probe_limit` has passed, so a stalled
+//! caller cannot hold the breaker half-open.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -45,13 +48,14 @@ impl BreakerState {
 pub(crate) enum Pass {
     /// The breaker is closed.
     Normal,
-    /// This operation is the half-open probe.
-    Probe,
+    /// This operation is the half-open probe with this ticket.
+    Probe(u64),
 }
 
 pub(crate) struct Breaker {
     failures_to_open: u32,
     open_for: Duration,
+    probe_limit: Duration,
     state: Mutex<State>,
 }
 
@@ -59,7 +63,7 @@ pub(crate) struct Breaker {
 enum State {
     Closed { failures: u32 },
     Open { until: Instant },
-    HalfOpen,
+    HalfOpen { probe: u64, expires: Instant },
 }
 
 /// What an admitted operation showed about Redis.
@@ -69,8 +73,7 @@ pub(crate) enum Evidence {
     Healthy,
     /// Redis failed or did not answer in time.
     Failed,
-    /// Nothing was learned: the operation never had a fair chance to reach
-    /// Redis (it waited too long in our own queue, or was abandoned).
+    /// Nothing was learned: the operation was abandoned before it finished.
     None,
 }
 
@@ -84,10 +87,13 @@ pub(crate) enum Transition {
 }
 
 impl Breaker {
-    pub(crate) fn new(failures_to_open: u32, open_for: Duration) -> Breaker {
+    /// A breaker that opens after `failures_to_open` consecutive failures for
+    /// `open_for`, and replaces a probe that has not answered in `probe_limit`.
+    pub(crate) fn new(failures_to_open: u32, open_for: Duration, probe_limit: Duration) -> Breaker {
         Breaker {
             failures_to_open: failures_to_open.max(1),
             open_for,
+            probe_limit,
             state: Mutex::new(State::Closed { failures: 0 }),
         }
     }
@@ -95,13 +101,23 @@ impl Breaker {
     /// Whether an operation may contact Redis now.
     pub(crate) fn admit(&self) -> Option<Pass> {
         let mut state = self.lock();
+        let now = Instant::now();
         match &*state {
             State::Closed { .. } => Some(Pass::Normal),
-            State::Open { until } if Instant::now() >= *until => {
-                *state = State::HalfOpen;
-                Some(Pass::Probe)
+            State::Open { until } if now < *until => None,
+            State::HalfOpen { expires, .. } if now < *expires => None,
+            // The window is over, or the probe stalled: this call probes.
+            State::Open { .. } | State::HalfOpen { .. } => {
+                let probe = match &*state {
+                    State::HalfOpen { probe, .. } => probe.wrapping_add(1),
+                    _ => 0,
+                };
+                *state = State::HalfOpen {
+                    probe,
+                    expires: later(now, self.probe_limit),
+                };
+                Some(Pass::Probe(probe))
             }
-            State::Open { .. } | State::HalfOpen => None,
         }
     }
 
@@ -109,22 +125,26 @@ impl Breaker {
     pub(crate) fn record(&self, pass: Pass, evidence: Evidence) -> Option<Transition> {
         let mut state = self.lock();
         match (&mut *state, pass, evidence) {
-            (State::HalfOpen, Pass::Probe, Evidence::Healthy) => {
-                *state = State::Closed { failures: 0 };
-                Some(Transition::Closed)
-            }
-            (State::HalfOpen, Pass::Probe, Evidence::Failed) => {
-                *state = State::Open {
-                    until: self.reopen_at(),
-                };
-                Some(Transition::Reopened)
-            }
-            // The probe taught nothing: let the next call probe instead.
-            (State::HalfOpen, Pass::Probe, Evidence::None) => {
-                *state = State::Open {
-                    until: Instant::now(),
-                };
-                None
+            (State::HalfOpen { probe, .. }, Pass::Probe(ticket), evidence) if *probe == ticket => {
+                match evidence {
+                    Evidence::Healthy => {
+                        *state = State::Closed { failures: 0 };
+                        Some(Transition::Closed)
+                    }
+                    Evidence::Failed => {
+                        *state = State::Open {
+                            until: later(Instant::now(), self.open_for),
+                        };
+                        Some(Transition::Reopened)
+                    }
+                    // The probe taught nothing: let the next call probe instead.
+                    Evidence::None => {
+                        *state = State::Open {
+                            until: Instant::now(),
+                        };
+                        None
+                    }
+                }
             }
             (State::Closed { failures }, Pass::Normal, Evidence::Healthy) => {
                 *failures = 0;
@@ -134,31 +154,25 @@ impl Breaker {
                 *failures += 1;
                 if *failures >= self.failures_to_open {
                     *state = State::Open {
-                        until: self.reopen_at(),
+                        until: later(Instant::now(), self.open_for),
                     };
                     Some(Transition::Opened)
                 } else {
                     None
                 }
             }
-            // A normal operation admitted before the breaker opened, finishing
-            // late: the state already reflects newer evidence.
+            // A result from before the state changed (an operation admitted
+            // while closed, a replaced probe): the state already reflects
+            // newer evidence.
             _ => None,
         }
-    }
-
-    fn reopen_at(&self) -> Instant {
-        // The window is bounded by configuration (at most a day), so this
-        // cannot overflow; saturate anyway rather than panic.
-        let now = Instant::now();
-        now.checked_add(self.open_for).unwrap_or(now)
     }
 
     /// The current state (an expired open window reads as half-open: the next call probes).
     pub(crate) fn state(&self) -> BreakerState {
         match &*self.lock() {
             State::Closed { .. } => BreakerState::Closed,
-            State::HalfOpen => BreakerState::HalfOpen,
+            State::HalfOpen { .. } => BreakerState::HalfOpen,
             State::Open { until } if Instant::now() >= *until => BreakerState::HalfOpen,
             State::Open { .. } => BreakerState::Open,
         }
@@ -170,11 +184,23 @@ impl Breaker {
     }
 }
 
+/// `now + by`, saturating: windows are bounded by configuration (at most a
+/// day), but a panic here would take a caller down.
+fn later(now: Instant, by: Duration) -> Instant {
+    now.checked_add(by).unwrap_or(now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const WINDOW: Duration = Duration::from_millis(20);
+    /// Longer than any test waits: probes never expire unless a test says so.
+    const PATIENT: Duration = Duration::from_secs(3600);
+
+    fn breaker(failures: u32) -> Breaker {
+        Breaker::new(failures, WINDOW, PATIENT)
+    }
 
     fn fail(breaker: &Breaker) -> Option<Transition> {
         let pass = breaker.admit().expect("admitted");
@@ -190,7 +216,7 @@ mod tests {
 
     #[test]
     fn opens_after_consecutive_failures_only() {
-        let breaker = Breaker::new(3, WINDOW);
+        let breaker = breaker(3);
         assert_eq!(fail(&breaker), None);
         assert_eq!(fail(&breaker), None);
         let pass = breaker.admit().unwrap();
@@ -208,22 +234,23 @@ mod tests {
 
     #[test]
     fn half_open_admits_exactly_one_probe() {
-        let breaker = Breaker::new(1, WINDOW);
+        let breaker = breaker(1);
         assert_eq!(fail(&breaker), Some(Transition::Opened));
         wait_out_window(&breaker);
-        assert_eq!(breaker.admit(), Some(Pass::Probe));
+        let probe = breaker.admit().expect("the probe");
+        assert!(matches!(probe, Pass::Probe(_)));
         for _ in 0..10 {
             assert_eq!(breaker.admit(), None, "only one probe at a time");
         }
         assert_eq!(
-            breaker.record(Pass::Probe, Evidence::Failed),
+            breaker.record(probe, Evidence::Failed),
             Some(Transition::Reopened)
         );
         assert_eq!(breaker.state(), BreakerState::Open);
         wait_out_window(&breaker);
-        assert_eq!(breaker.admit(), Some(Pass::Probe));
+        let probe = breaker.admit().expect("the next probe");
         assert_eq!(
-            breaker.record(Pass::Probe, Evidence::Healthy),
+            breaker.record(probe, Evidence::Healthy),
             Some(Transition::Closed)
         );
         assert_eq!(breaker.admit(), Some(Pass::Normal));
@@ -231,7 +258,7 @@ mod tests {
 
     #[test]
     fn late_results_do_not_override_newer_state() {
-        let breaker = Breaker::new(1, WINDOW);
+        let breaker = breaker(1);
         let late = breaker.admit().unwrap();
         assert_eq!(fail(&breaker), Some(Transition::Opened));
         assert_eq!(breaker.record(late, Evidence::Healthy), None);
@@ -240,21 +267,51 @@ mod tests {
 
     #[test]
     fn a_probe_without_evidence_hands_over_to_the_next_call() {
-        let breaker = Breaker::new(1, WINDOW);
+        let breaker = breaker(1);
         assert_eq!(fail(&breaker), Some(Transition::Opened));
         wait_out_window(&breaker);
-        assert_eq!(breaker.admit(), Some(Pass::Probe));
-        assert_eq!(breaker.record(Pass::Probe, Evidence::None), None);
-        assert_eq!(
-            breaker.admit(),
-            Some(Pass::Probe),
+        let probe = breaker.admit().expect("the probe");
+        assert_eq!(breaker.record(probe, Evidence::None), None);
+        assert!(
+            matches!(breaker.admit(), Some(Pass::Probe(_))),
             "no new window: the next call probes"
         );
     }
 
     #[test]
+    fn a_stalled_probe_is_replaced_after_its_limit() {
+        let breaker = Breaker::new(1, WINDOW, WINDOW);
+        assert_eq!(fail(&breaker), Some(Transition::Opened));
+        wait_out_window(&breaker);
+        let stalled = breaker.admit().expect("the probe");
+        assert_eq!(breaker.admit(), None);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let replacement = loop {
+            if let Some(pass) = breaker.admit() {
+                break pass;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the stalled probe was never replaced"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        assert_ne!(replacement, stalled);
+        assert_eq!(
+            breaker.record(stalled, Evidence::Failed),
+            None,
+            "the replaced probe's late answer is ignored"
+        );
+        assert_eq!(breaker.state(), BreakerState::HalfOpen);
+        assert_eq!(
+            breaker.record(replacement, Evidence::Healthy),
+            Some(Transition::Closed)
+        );
+    }
+
+    #[test]
     fn a_backlog_is_not_a_failure() {
-        let breaker = Breaker::new(1, WINDOW);
+        let breaker = breaker(1);
         let pass = breaker.admit().unwrap();
         assert_eq!(breaker.record(pass, Evidence::None), None);
         assert_eq!(breaker.state(), BreakerState::Closed);

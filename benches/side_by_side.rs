@@ -1,0 +1,618 @@
+//! One function, three ways, measured side by side in one process against
+//! one throw-away `redis-server`:
+//!
+//! - **floor**: a bare `redis` `MultiplexedConnection` — `GET` + postcard
+//!   decode; on a miss compute, encode, `SET … EX` (what a careful user
+//!   writes by hand);
+//! - **ours**: `#[redis_cached(domain = "natal", ttl = 3600)]`, default settings;
+//! - **cached**: the `cached` crate's `#[concurrent_cached]` over its
+//!   `AsyncRedisCache`.
+//!
+//! ```sh
+//! cargo bench --bench side_by_side
+//! ```
+//!
+//! Absolute times on a shared machine swing 2–3× from run to run, so the
+//! implementations run in interleaved slices, in an order that rotates every
+//! round, and the table quotes ratios to the floor with the spread of the
+//! per-round ratios. Heap allocations are counted by a counting global
+//! allocator (every thread: the Redis client's driver included).
+//!
+//! For instruction counts (stable under noise), run one scenario alone under
+//! callgrind, once with `CALLS=0` and once with `CALLS=N`, and divide the
+//! difference by N (see `docs/performance.md`):
+//!
+//! ```sh
+//! SCENARIO=memory-hit CALLS=20000 valgrind --tool=callgrind target/release/deps/side_by_side-…
+//! ```
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::future::Future;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, OnceLock};
+use std::time::{Duration, Instant};
+
+use cached::macros::concurrent_cached;
+use cached_redis::{Config, KeyBuilder, Runtime, redis_cached};
+use cached_redis_test_support::RedisServer;
+use redis::aio::MultiplexedConnection;
+use serde::{Deserialize, Serialize};
+
+// ---------------------------------------------------------------- allocations
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+// ------------------------------------------------------------ the function
+
+#[derive(Debug, Clone, Serialize)]
+struct NatalRequest {
+    born: String,
+    lat: f64,
+    lon: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Planet {
+    name: String,
+    longitude: f64,
+    latitude: f64,
+    speed: f64,
+    house: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Aspect {
+    from: u8,
+    to: u8,
+    kind: u8,
+    orb: f64,
+}
+
+/// About 1 KB postcard-encoded: 12 planets, 12 house cusps, 40 aspects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Chart {
+    planets: Vec<Planet>,
+    cusps: [f64; 12],
+    aspects: Vec<Aspect>,
+}
+
+#[derive(Debug)]
+struct ChartError(#[allow(dead_code)] String);
+
+const PLANETS: [&str; 12] = [
+    "Sun", "Moon", "Mercury", "Venus", "Mars", "Jupiter", "Saturn", "Uranus", "Neptune", "Pluto",
+    "Chiron", "Node",
+];
+
+/// The "expensive" body: cheap on purpose, so the cache's own cost shows.
+fn compute(req: &NatalRequest) -> Result<Chart, ChartError> {
+    let seed = req.born.bytes().fold(7_u64, |acc, b| {
+        acc.wrapping_mul(31).wrapping_add(u64::from(b))
+    });
+    let angle = |i: u64| ((seed.wrapping_mul(i + 1) % 36_000) as f64) / 100.0 + req.lat / 1e3;
+    Ok(Chart {
+        planets: PLANETS
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Planet {
+                name: (*name).to_owned(),
+                longitude: angle(i as u64),
+                latitude: angle(i as u64 + 20) / 90.0,
+                speed: angle(i as u64 + 40) / 360.0,
+                house: (i % 12) as u8 + 1,
+            })
+            .collect(),
+        cusps: std::array::from_fn(|i| angle(i as u64 + 60) + req.lon),
+        aspects: (0..40)
+            .map(|i| Aspect {
+                from: (i % 12) as u8,
+                to: ((i * 7) % 12) as u8,
+                kind: (i % 5) as u8,
+                orb: angle(i + 80) / 100.0,
+            })
+            .collect(),
+    })
+}
+
+fn fresh_request(i: u64) -> NatalRequest {
+    NatalRequest {
+        born: format!(
+            "1990-01-01T{:02}:{:02}:{:02}Z",
+            (i / 3600) % 24,
+            (i / 60) % 60,
+            i % 60
+        ),
+        lat: 51.48,
+        lon: -0.0015,
+    }
+}
+
+/// The warm keys' arguments, built once so building them is not measured.
+static WARM: LazyLock<Vec<NatalRequest>> = LazyLock::new(|| (0..KEYS).map(fresh_request).collect());
+
+fn request(i: u64) -> &'static NatalRequest {
+    &WARM[(i % KEYS) as usize]
+}
+
+/// The floor's key: what a hand-written cache would format.
+fn floor_key(req: &NatalRequest) -> String {
+    format!("floor:natal:{}:{}:{}", req.born, req.lat, req.lon)
+}
+
+/// The floor's connection, made on (and driven by) the runtime it is used on.
+static FLOOR: OnceLock<MultiplexedConnection> = OnceLock::new();
+static FLOOR_CURRENT_THREAD: OnceLock<MultiplexedConnection> = OnceLock::new();
+
+async fn floor(conn: &MultiplexedConnection, req: &NatalRequest) -> Result<Chart, ChartError> {
+    let mut conn = conn.clone();
+    let key = floor_key(req);
+    let found: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| ChartError(e.to_string()))?;
+    if let Some(bytes) = found {
+        return postcard::from_bytes(&bytes).map_err(|e| ChartError(e.to_string()));
+    }
+    let chart = compute(req)?;
+    let bytes = postcard::to_allocvec(&chart).map_err(|e| ChartError(e.to_string()))?;
+    let () = redis::cmd("SET")
+        .arg(&key)
+        .arg(bytes)
+        .arg("EX")
+        .arg(3600)
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| ChartError(e.to_string()))?;
+    Ok(chart)
+}
+
+#[redis_cached(domain = "natal", ttl = 3600)]
+async fn ours(req: &NatalRequest) -> Result<Chart, ChartError> {
+    compute(req)
+}
+
+/// Flag off: the embedded default, the memory cache serves.
+static MEMORY: LazyLock<Runtime> = LazyLock::new(|| Runtime::new(Config::default()));
+
+#[redis_cached(domain = "natal", ttl = 3600, runtime = &*MEMORY)]
+fn ours_memory(req: &NatalRequest) -> Result<Chart, ChartError> {
+    compute(req)
+}
+
+static CACHED_URL: OnceLock<String> = OnceLock::new();
+
+#[concurrent_cached(
+    ty = "cached::AsyncRedisCache<String, Chart>",
+    create = r##"{
+        cached::AsyncRedisCache::builder("cached:natal")
+            .ttl(Duration::from_secs(3600))
+            .connection_string(CACHED_URL.get().expect("url set"))
+            .build()
+            .await
+            .expect("cached 4.1 connects")
+    }"##,
+    convert = r##"{ floor_key(req) }"##,
+    map_error = r##"|e| ChartError(format!("{e:?}"))"##
+)]
+async fn with_cached(req: &NatalRequest) -> Result<Chart, ChartError> {
+    compute(req)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Imp {
+    Floor,
+    /// The floor on a current-thread runtime, with its own connection there.
+    FloorHere,
+    Cached,
+    Ours,
+}
+
+impl Imp {
+    fn name(self) -> &'static str {
+        match self {
+            Imp::Floor | Imp::FloorHere => "floor",
+            Imp::Cached => "cached 4.1",
+            Imp::Ours => "ours",
+        }
+    }
+
+    async fn call(self, req: &NatalRequest) -> Chart {
+        let result = match self {
+            Imp::Floor => floor(FLOOR.get().expect("connected"), req).await,
+            Imp::FloorHere => floor(FLOOR_CURRENT_THREAD.get().expect("connected"), req).await,
+            Imp::Cached => with_cached(req).await,
+            Imp::Ours => ours(req).await,
+        };
+        result.expect("every implementation answers")
+    }
+}
+
+// ------------------------------------------------------------ measuring
+
+const KEYS: u64 = 100;
+const ROUNDS: usize = 60;
+
+fn percentile(samples: &mut [Duration], q: f64) -> Duration {
+    samples.sort_unstable();
+    samples[((samples.len() - 1) as f64 * q).round() as usize]
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+fn min_max(values: &[f64]) -> (f64, f64) {
+    values
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)))
+}
+
+/// One scenario: per implementation, what each slice measured. The first
+/// implementation is the floor; slice `n` of every implementation ran in
+/// the same round, back to back.
+struct Table {
+    scenario: &'static str,
+    unit: &'static str,
+    /// For latencies: each implementation's pooled p50, which is the headline.
+    pooled: Option<Vec<f64>>,
+    slices: Vec<(Imp, Vec<f64>)>,
+}
+
+impl Table {
+    /// Each implementation's ratio to the floor: of the pooled p50s for
+    /// latencies, else the median round's; and the spread of the per-round
+    /// ratios, so the noise is visible.
+    fn print(&self) {
+        let floor = &self.slices[0].1;
+        println!("\n{} ({})", self.scenario, self.unit);
+        println!(
+            "  {:<11} {:>9} {:>16} {:>10} {:>19}",
+            "", "ratio", "rounds min..max", "value", "rounds min..max"
+        );
+        for (at, (imp, slices)) in self.slices.iter().enumerate() {
+            let ratios: Vec<f64> = slices.iter().zip(floor).map(|(s, f)| s / f).collect();
+            let (lo, hi) = min_max(&ratios);
+            let (slo, shi) = min_max(slices);
+            let (ratio, value) = match &self.pooled {
+                Some(pooled) => (pooled[at] / pooled[0], pooled[at]),
+                None => (median(&ratios), median(slices)),
+            };
+            println!(
+                "  {:<11} {:>8.2}× {:>7.2}..{:<8.2} {:>10.1} {:>8.1}..{:<10.1}",
+                imp.name(),
+                ratio,
+                lo,
+                hi,
+                value,
+                slo,
+                shi
+            );
+        }
+    }
+}
+
+/// Runs `measure` for each implementation once per round, in an order that
+/// rotates every round so none is always first (warmest) or last.
+async fn rounds<F, Fut>(
+    scenario: &'static str,
+    unit: &'static str,
+    imps: &[Imp],
+    mut measure: F,
+) -> Table
+where
+    F: FnMut(Imp) -> Fut,
+    Fut: Future<Output = f64>,
+{
+    let mut slices: Vec<(Imp, Vec<f64>)> = imps.iter().map(|imp| (*imp, Vec::new())).collect();
+    for round in 0..ROUNDS {
+        for i in 0..imps.len() {
+            let at = (i + round) % imps.len();
+            let value = measure(imps[at]).await;
+            slices[at].1.push(value);
+        }
+    }
+    Table {
+        scenario,
+        unit,
+        pooled: None,
+        slices,
+    }
+}
+
+/// p50 latency of one caller calling warm keys: per round, a slice of 250
+/// calls of each implementation, in an order that rotates every round. The
+/// headline is the p50 of all calls; the rounds give the spread.
+async fn hit_latency(scenario: &'static str, imps: &[Imp]) -> Table {
+    const CALLS: usize = 250;
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); imps.len()];
+    let mut slices: Vec<(Imp, Vec<f64>)> = imps.iter().map(|imp| (*imp, Vec::new())).collect();
+    for round in 0..ROUNDS {
+        for i in 0..imps.len() {
+            let at = (i + round) % imps.len();
+            let mut slice = Vec::with_capacity(CALLS);
+            for call in 0..CALLS {
+                let req = request(call as u64);
+                let started = Instant::now();
+                let value = imps[at].call(req).await;
+                slice.push(started.elapsed());
+                drop(black_box(value));
+            }
+            slices[at]
+                .1
+                .push(percentile(&mut slice, 0.5).as_secs_f64() * 1e6);
+            samples[at].extend(slice);
+        }
+    }
+    let pooled = samples
+        .iter_mut()
+        .map(|all| percentile(all, 0.5).as_secs_f64() * 1e6)
+        .collect();
+    Table {
+        scenario,
+        unit: "µs",
+        pooled: Some(pooled),
+        slices,
+    }
+}
+
+/// Thousands of calls per second of 64 concurrent tasks on warm keys.
+async fn hit_throughput(imp: Imp) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..64)
+        .map(|task| {
+            let (stop, done) = (Arc::clone(&stop), Arc::clone(&done));
+            tokio::spawn(async move {
+                let mut i = task;
+                while !stop.load(Ordering::Relaxed) {
+                    black_box(imp.call(request(i)).await);
+                    done.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await.expect("no worker panicked");
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64() / 1e3
+}
+
+/// Thousands of calls per second of one caller whose every call is a miss.
+async fn miss_throughput(imp: Imp, next: &Cell<u64>) -> f64 {
+    const CALLS: u32 = 100;
+    let started = Instant::now();
+    for _ in 0..CALLS {
+        next.set(next.get() + 1);
+        black_box(imp.call(&fresh_request(next.get())).await);
+    }
+    f64::from(CALLS) / started.elapsed().as_secs_f64() / 1e3
+}
+
+/// p50 of `calls` calls of `f` per round, each timed from the call to its
+/// return (the result is dropped after): the median round, best and worst.
+fn cpu_p50<R>(calls: usize, mut f: impl FnMut(u64) -> R) -> (f64, f64, f64) {
+    let p50s: Vec<f64> = (0..ROUNDS)
+        .map(|_| {
+            let mut slice: Vec<Duration> = (0..calls)
+                .map(|i| {
+                    let started = Instant::now();
+                    let value = f(i as u64 % KEYS);
+                    let took = started.elapsed();
+                    drop(black_box(value));
+                    took
+                })
+                .collect();
+            percentile(&mut slice, 0.5).as_secs_f64() * 1e6
+        })
+        .collect();
+    let (best, worst) = min_max(&p50s);
+    (median(&p50s), best, worst)
+}
+
+/// Heap allocations per call of `imp` on warm keys.
+async fn allocations_per_call(imp: Imp) -> f64 {
+    const CALLS: u64 = 20_000;
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for i in 0..CALLS {
+        black_box(imp.call(request(i)).await);
+    }
+    (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / CALLS as f64
+}
+
+/// A sync cached function on the flag-off runtime: no executor in the way.
+fn memory_hit(i: u64) -> Chart {
+    ours_memory(request(i)).expect("memory answers")
+}
+
+/// Key + envelope alone: what a hit costs in CPU besides the lookup and the decode.
+fn key_and_envelope(body: &[u8], i: u64) -> usize {
+    use cached_redis::advanced::envelope::{open, seal};
+    let key = KeyBuilder::new("natal")
+        .part(request(i))
+        .and_then(|builder| builder.build())
+        .expect("a valid key");
+    let sealed = seal(key.digest(), 1, Duration::from_secs(3600), body);
+    open(&sealed, key.digest(), 1).expect("valid").body.len()
+}
+
+async fn warm(imps: &[Imp]) {
+    for imp in imps {
+        for i in 0..KEYS {
+            imp.call(request(i)).await;
+        }
+    }
+    // Write-behind: let every write land before hits are measured.
+    assert!(cached_redis::runtime().flush(Duration::from_secs(5)).await);
+    for i in 0..KEYS {
+        drop(memory_hit(i));
+    }
+}
+
+fn connect(runtime: &tokio::runtime::Runtime, url: &str) -> MultiplexedConnection {
+    runtime.block_on(async {
+        redis::Client::open(url)
+            .expect("valid url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("floor connects")
+    })
+}
+
+/// `SCENARIO=… CALLS=n`: warm up, then run one scenario `n` times, untimed —
+/// for counting instructions under callgrind.
+fn count_only(scenario: &str, current: &tokio::runtime::Runtime, body: &[u8]) {
+    let calls: u64 = std::env::var("CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000);
+    current.block_on(warm(&[Imp::FloorHere, Imp::Ours]));
+    for i in 0..calls {
+        match scenario {
+            "memory-hit" => drop(memory_hit(i)),
+            "key-envelope" => drop(key_and_envelope(body, i)),
+            "redis-hit" => drop(current.block_on(Imp::Ours.call(request(i)))),
+            "floor-hit" => drop(current.block_on(Imp::FloorHere.call(request(i)))),
+            other => panic!("unknown SCENARIO {other}"),
+        }
+    }
+}
+
+fn main() {
+    let server = RedisServer::start();
+    let url = server.url();
+    CACHED_URL.set(url.clone()).expect("set once");
+    // Default settings, but the environment may raise the deadlines (under
+    // callgrind everything runs ~50× slower).
+    let config = Config::from_lookup(|name| match name {
+        "ENABLE_REDIS_CACHE" => Some("1".to_owned()),
+        "REDIS_URL" => Some(url.clone()),
+        other => std::env::var(other).ok(),
+    })
+    .expect("valid config");
+    cached_redis::install(Runtime::new(config)).expect("the first runtime");
+    let body = postcard::to_allocvec(&compute(request(0)).expect("chart")).expect("encodes");
+
+    let workers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    FLOOR.set(connect(&workers, &url)).expect("set once");
+    FLOOR_CURRENT_THREAD
+        .set(connect(&current, &url))
+        .expect("set once");
+
+    if let Ok(scenario) = std::env::var("SCENARIO") {
+        return count_only(&scenario, &current, &body);
+    }
+
+    println!("payload {} bytes (postcard); {ROUNDS} rounds", body.len());
+    let all = [Imp::Floor, Imp::Cached, Imp::Ours];
+    workers.block_on(async {
+        warm(&all).await;
+        hit_latency("Redis hit, 1 caller, 2 workers: p50", &all)
+            .await
+            .print();
+        rounds(
+            "Redis hit, 64 tasks on 2 workers: throughput",
+            "k calls/s",
+            &all,
+            hit_throughput,
+        )
+        .await
+        .print();
+        let next = &Cell::new(KEYS);
+        rounds("miss, 1 caller: throughput", "k calls/s", &all, |imp| {
+            miss_throughput(imp, next)
+        })
+        .await
+        .print();
+    });
+    // The caller's own runtime drives the floor's connection here; ours is
+    // driven by the cache's I/O thread, one hand-off each way.
+    current.block_on(async {
+        warm(&[Imp::FloorHere]).await;
+        hit_latency(
+            "Redis hit, 1 caller, current-thread runtime: p50",
+            &[Imp::FloorHere, Imp::Ours],
+        )
+        .await
+        .print();
+    });
+
+    println!("\nheap allocations per call (Redis hit; every thread, the client's driver included)");
+    workers.block_on(async {
+        for imp in all {
+            println!(
+                "  {:<11} {:>6.1}",
+                imp.name(),
+                allocations_per_call(imp).await
+            );
+        }
+    });
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for i in 0..20_000 {
+        drop(memory_hit(i));
+    }
+    println!(
+        "  memory hit  {:>6.1}",
+        (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / 20_000.0
+    );
+
+    println!("\nCPU-bound paths, p50 per round (µs): median round, best..worst");
+    let row = |name: &str, (p50, best, worst): (f64, f64, f64)| {
+        println!("  {name:<46} {p50:>6.2}  {best:.2}..{worst:.2}");
+    };
+    row("memory hit (flag off, sync fn)", cpu_p50(5_000, memory_hit));
+    row(
+        "  of it, decoding the value (the value's own)",
+        cpu_p50(5_000, |_| {
+            postcard::from_bytes::<Chart>(&body).expect("decodes")
+        }),
+    );
+    row(
+        "key build + envelope seal + open (1 KB)",
+        cpu_p50(5_000, |i| key_and_envelope(&body, i)),
+    );
+}

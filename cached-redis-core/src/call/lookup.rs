@@ -1,0 +1,209 @@
+//! Finding a call's value: this process's writes still in flight to Redis
+//! (so a value just computed is served at once), then Redis; the memory
+//! cache when Redis fails or is off.
+//!
+//! Every entry is validated before it is used — envelope, checksum, the
+//! full key digest, a decode with no byte left over — and opened once. An
+//! entry that fails is never returned: a damaged one, or one not written by
+//! cached-redis, is purged from Redis in the background (only while it still
+//! holds the bytes judged bad); a valid entry of another key input, whose
+//! short hash collides with ours, is left for that input and replaced by our
+//! next write.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::de::DeserializeOwned;
+
+use super::{Call, CallPath};
+use crate::codec::{Codec, Postcard};
+use crate::envelope::{self, EnvelopeError};
+use crate::io::io;
+use crate::key::CacheKey;
+use crate::memory::Bytes;
+use crate::redis::RedisError;
+use crate::telemetry::{Outcome, Read};
+
+/// A value found for a call, how, and the sealed bytes it came from.
+pub(super) struct Found<T> {
+    pub(super) value: T,
+    pub(super) outcome: Outcome,
+    pub(super) sealed: Sealed,
+}
+
+/// Sealed bytes as read: straight from Redis, or shared with the memory cache.
+pub(super) enum Sealed {
+    Read(Vec<u8>),
+    Shared(Bytes),
+}
+
+impl Sealed {
+    pub(super) fn into_bytes(self) -> Bytes {
+        match self {
+            Sealed::Read(bytes) => bytes.into(),
+            Sealed::Shared(bytes) => bytes,
+        }
+    }
+}
+
+/// A validated entry's value and what its header says about its age.
+pub(super) struct Opened<T> {
+    pub(super) value: T,
+    created_at_ms: u64,
+    ttl: Duration,
+}
+
+/// Validates `bytes` as an entry of `key` and decodes its value.
+pub(super) fn open<T: DeserializeOwned>(
+    bytes: &[u8],
+    key: &CacheKey,
+) -> Result<Opened<T>, Invalid> {
+    let envelope = envelope::open(bytes, key.digest(), Postcard::ID)?;
+    Ok(Opened {
+        value: Postcard::decode(envelope.body)?,
+        created_at_ms: envelope.created_at_ms,
+        ttl: envelope.ttl,
+    })
+}
+
+/// Why an entry was not used.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Invalid {
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    #[error(transparent)]
+    Codec(#[from] crate::codec::CodecError),
+}
+
+impl CallPath {
+    pub(super) async fn lookup<T: DeserializeOwned>(&self, call: &Call<'_>) -> Option<Found<T>> {
+        let Some(redis) = &self.redis else {
+            return self.in_memory(call, Outcome::MemoryHit);
+        };
+        if let Some(found) = self.in_flight(call) {
+            return Some(found);
+        }
+        let started = Instant::now();
+        let read = redis.get(call.key.as_bytes()).await;
+        let took = started.elapsed();
+        let stats = call.stats;
+        match read {
+            Ok(Some(bytes)) => match open(&bytes, &call.key) {
+                Ok(opened) => {
+                    stats.read(Read::Hit, took);
+                    let sealed = self.remember(call, bytes, &opened);
+                    return Some(Found {
+                        value: opened.value,
+                        outcome: Outcome::RedisHit,
+                        sealed,
+                    });
+                }
+                Err(Invalid::Envelope(EnvelopeError::DigestMismatch)) => {
+                    stats.read(Read::Corrupt, took);
+                    tracing::debug!(
+                        key = call.key.hash(),
+                        "the entry belongs to another key input"
+                    );
+                }
+                Err(reason) => {
+                    stats.read(Read::Corrupt, took);
+                    self.telemetry.warn("corrupt", |suppressed| {
+                        tracing::warn!(key = call.key.hash(), %reason, suppressed, "purging an invalid cache entry");
+                    });
+                    self.purge(call, Some(bytes));
+                }
+            },
+            Ok(None) => stats.read(Read::Miss, took),
+            Err(RedisError::WrongType) => {
+                stats.read(Read::Corrupt, took);
+                self.telemetry.warn("corrupt", |suppressed| {
+                    tracing::warn!(
+                        key = call.key.hash(),
+                        suppressed,
+                        "purging a non-string value at a cache key"
+                    );
+                });
+                self.purge(call, None);
+            }
+            Err(RedisError::CircuitOpen) => {
+                stats.read(Read::Skipped, took);
+                return self.in_memory(call, Outcome::Fallback);
+            }
+            Err(err) => {
+                tracing::debug!(key = call.key.hash(), error = %err, "redis read failed; falling back");
+                stats.read(Read::Failed(err.kind()), took);
+                return self.in_memory(call, Outcome::Fallback);
+            }
+        }
+        None
+    }
+
+    fn in_flight<T: DeserializeOwned>(&self, call: &Call<'_>) -> Option<Found<T>> {
+        let bytes = self.in_flight.get(call.key.as_bytes())?;
+        let opened = open(&bytes, &call.key).ok()?;
+        Some(Found {
+            value: opened.value,
+            outcome: Outcome::MemoryHit,
+            sealed: Sealed::Shared(bytes),
+        })
+    }
+
+    fn in_memory<T: DeserializeOwned>(
+        &self,
+        call: &Call<'_>,
+        outcome: Outcome,
+    ) -> Option<Found<T>> {
+        let bytes = self.memory.as_ref()?.lookup(call.key.as_bytes())?;
+        match open(&bytes, &call.key) {
+            Ok(opened) => Some(Found {
+                value: opened.value,
+                outcome,
+                sealed: Sealed::Shared(bytes),
+            }),
+            Err(reason) => {
+                // Only a truncated-hash collision gets here: two inputs, one key.
+                tracing::debug!(key = call.key.hash(), %reason, "memory entry rejected");
+                None
+            }
+        }
+    }
+
+    /// Keeps a value read from Redis in memory for as long as it has left,
+    /// so memory can serve while Redis is unavailable. A key memory already
+    /// holds is left as it is: a hit costs no copy.
+    fn remember<T>(&self, call: &Call<'_>, bytes: Vec<u8>, opened: &Opened<T>) -> Sealed {
+        let Some(memory) = &self.memory else {
+            return Sealed::Read(bytes);
+        };
+        let key = call.key.as_bytes();
+        if memory.contains(key) {
+            return Sealed::Read(bytes);
+        }
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let age = Duration::from_millis(now_ms.saturating_sub(opened.created_at_ms));
+        match opened.ttl.checked_sub(age).filter(|left| !left.is_zero()) {
+            Some(left) => {
+                let bytes: Bytes = bytes.into();
+                memory.insert(key, Arc::clone(&bytes), left);
+                Sealed::Shared(bytes)
+            }
+            None => Sealed::Read(bytes),
+        }
+    }
+
+    /// Deletes an invalid entry in the background, only while it still
+    /// holds `bad` (or, with `None`, a non-string value).
+    fn purge(&self, call: &Call<'_>, bad: Option<Vec<u8>>) {
+        let (Some(redis), Some(io)) = (&self.redis, io()) else {
+            return;
+        };
+        let (redis, key) = (Arc::clone(redis), call.key.as_bytes().to_vec());
+        io.spawn(async move {
+            if let Err(err) = redis.purge(&key, bad.as_deref()).await {
+                tracing::debug!(error = %err, "purging an invalid entry failed");
+            }
+        });
+    }
+}

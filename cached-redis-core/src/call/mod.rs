@@ -1,0 +1,224 @@
+//! The path of one cached call, and everything it goes through:
+//! key → lookup → single-flight → body → store → write-behind, ending in
+//! one recorded [`Outcome`]. Sync and async callers share it: the sync entry
+//! drives the same future on the calling thread (see `park`).
+//!
+//! ```text
+//! call ─▶ key ─▶ lookup ──found──────────────────────────────────────────▶ value
+//!                  │ missed
+//!                  ▼
+//!               flight ──wait──▶ leader's bytes ────────────────────────▶ value
+//!                  │ lead
+//!                  ▼
+//!         (landed since? look again) ─▶ body ─▶ seal ─▶ memory, waiters ─▶ value
+//!                                                  └──▶ Redis, behind the caller
+//! ```
+
+mod flight;
+mod lookup;
+mod store;
+mod trace;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::Instrument as _;
+
+use self::flight::{Flights, Landing, Role};
+pub(crate) use self::store::InFlight;
+use self::trace::Trace;
+use crate::__private::{KeyInput, Policy, Site};
+use crate::config::Config;
+use crate::key::CacheKey;
+use crate::memory::MemoryStore;
+use crate::redis::Redis;
+use crate::runtime::Runtime;
+use crate::telemetry::{Domain, Outcome, Telemetry};
+
+/// What a runtime's calls go through: its stores and their coordination.
+pub(crate) struct CallPath {
+    pub(crate) memory: Option<MemoryStore>,
+    pub(crate) redis: Option<Arc<Redis>>,
+    /// Values whose Redis write is in flight (read-your-writes).
+    pub(crate) in_flight: Arc<InFlight>,
+    pub(crate) telemetry: Arc<Telemetry>,
+    flights: Flights,
+    namespace: String,
+    default_ttl: Duration,
+    single_flight_wait: Duration,
+}
+
+/// One call, once its key is built.
+struct Call<'a> {
+    key: CacheKey,
+    ttl: Duration,
+    stats: &'a Arc<Domain>,
+}
+
+/// Runs an async body through the cache.
+pub fn call_async<'a, P, F>(
+    runtime: &'a Runtime,
+    site: &'static Site,
+    input: KeyInput,
+    policy: P,
+    body: F,
+) -> impl Future<Output = P::Output> + 'a
+where
+    P: Policy + 'a,
+    F: Future<Output = P::Output> + 'a,
+{
+    // Not an `async fn`: the state is built once, in place, instead of
+    // arguments first and a copy inside the instrumented future after.
+    let path = runtime.call_path();
+    let trace = Trace::start(site);
+    let span = trace.span().clone();
+    async move {
+        let stats = site.stats.get(&path.telemetry, site.domain());
+        let (output, outcome) = path.run(site, input, &policy, &stats, body).await;
+        stats.call(outcome);
+        trace.finish(outcome);
+        output
+    }
+    .instrument(span)
+}
+
+/// Runs a sync body through the cache: the same path as [`call_async`],
+/// driven on the calling thread. Never uses an executor's `block_on`, so it
+/// is safe inside any async runtime, including a current-thread one.
+pub fn call_sync<P, F>(
+    runtime: &Runtime,
+    site: &'static Site,
+    input: KeyInput,
+    policy: P,
+    body: F,
+) -> P::Output
+where
+    P: Policy,
+    F: FnOnce() -> P::Output,
+{
+    crate::park::block_on(call_async(
+        runtime,
+        site,
+        input,
+        policy,
+        async move { body() },
+    ))
+}
+
+impl CallPath {
+    pub(crate) fn new(config: &Config) -> CallPath {
+        let telemetry = Arc::new(Telemetry::default());
+        let redis = if config.redis_enabled {
+            Redis::new(config, Arc::clone(&telemetry))
+                .map_err(|err| tracing::error!(error = %err, "invalid Redis configuration; Redis is unused"))
+                .ok()
+                .map(Arc::new)
+        } else {
+            None
+        };
+        CallPath {
+            memory: config
+                .memory_fallback
+                .then(|| MemoryStore::new(config.memory_capacity)),
+            redis,
+            in_flight: Arc::default(),
+            telemetry,
+            flights: Flights::default(),
+            namespace: config.namespace.clone(),
+            default_ttl: config.default_ttl,
+            single_flight_wait: config.single_flight_wait,
+        }
+    }
+
+    async fn run<P, F>(
+        &self,
+        site: &'static Site,
+        input: KeyInput,
+        policy: &P,
+        stats: &Arc<Domain>,
+        body: F,
+    ) -> (P::Output, Outcome)
+    where
+        P: Policy,
+        F: Future<Output = P::Output>,
+    {
+        let Some(call) = self.prepare::<P>(site, input, stats) else {
+            let (output, took) = timed(body).await;
+            return (output, Outcome::Bypassed { took });
+        };
+        trace::record_key(&call.key);
+        let mark = self.flights.mark();
+        if let Some(found) = self.lookup::<P::Stored>(&call).await {
+            return (policy.restore(found.value), found.outcome);
+        }
+        // A waiter whose leader stalls takes that flight off the air and
+        // joins again, once: usually it then leads.
+        for _ in 0..2 {
+            match self.flights.join(call.key.as_bytes()) {
+                Role::Lead(leader) => {
+                    if self.flights.landed_since(call.key.digest(), mark)
+                        && let Some(found) = self.lookup::<P::Stored>(&call).await
+                    {
+                        leader.land(Some(found.sealed.into_bytes()));
+                        return (policy.restore(found.value), found.outcome);
+                    }
+                    // A panic or cancellation in the body drops `leader`,
+                    // which releases the waiters to compute for themselves.
+                    let (output, took) = timed(body).await;
+                    let (sealed, write) = self.store(&call, policy.storable(&output));
+                    leader.land(sealed);
+                    return (output, Outcome::Computed { took, write });
+                }
+                Role::Wait(flight) => match flight.wait(self.single_flight_wait).await {
+                    Landing::Shared(bytes) => match lookup::open(&bytes, &call.key) {
+                        Ok(opened) => return (policy.restore(opened.value), Outcome::Coalesced),
+                        // Another input whose short hash collides with ours.
+                        Err(_) => break,
+                    },
+                    Landing::Empty => break,
+                    Landing::Stalled => self.flights.abandon(call.key.as_bytes(), &flight),
+                },
+            }
+        }
+        let (output, took) = timed(body).await;
+        let (_, write) = self.store(&call, policy.storable(&output));
+        (output, Outcome::Computed { took, write })
+    }
+
+    /// Builds the call's key, or `None` when the cache must be bypassed.
+    fn prepare<'a, P: Policy>(
+        &self,
+        site: &'static Site,
+        input: KeyInput,
+        stats: &'a Arc<Domain>,
+    ) -> Option<Call<'a>> {
+        if self.redis.is_none() && self.memory.is_none() {
+            return None;
+        }
+        let stored = site.schema.get::<P::Stored>();
+        if !stored.decodable {
+            // Warned about once per type when its schema was traced.
+            return None;
+        }
+        match input.0.finish(&self.namespace, &stored.fingerprint) {
+            Ok(key) => Some(Call {
+                key,
+                ttl: site.ttl.unwrap_or(self.default_ttl),
+                stats,
+            }),
+            Err(err) => {
+                self.telemetry.warn("key", |suppressed| {
+                    tracing::warn!(domain = site.domain(), error = %err, suppressed, "cache key not built; calling through");
+                });
+                None
+            }
+        }
+    }
+}
+
+async fn timed<F: Future>(body: F) -> (F::Output, Duration) {
+    let started = Instant::now();
+    let output = body.await;
+    (output, started.elapsed())
+}

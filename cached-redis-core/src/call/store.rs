@@ -1,0 +1,133 @@
+//! Storing a computed value: sealed once, into memory and to the waiting
+//! callers at once, and to Redis behind the caller (write-behind).
+//!
+//! Until its Redis write lands, the value is also kept among the writes in
+//! flight, so the next equal call in this process reads it rather than
+//! missing in Redis and computing again.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::{Call, CallPath};
+use crate::codec::{Codec, Postcard};
+use crate::envelope;
+use crate::io::io;
+use crate::memory::Bytes;
+use crate::redis::BreakerState;
+use crate::telemetry::Write;
+
+/// Values whose Redis write is in flight, by key. Every lookup asks, so
+/// the common answer — none in flight — costs one atomic load.
+#[derive(Default)]
+pub(crate) struct InFlight {
+    writes: Mutex<HashMap<Arc<[u8]>, Bytes>>,
+    len: AtomicUsize,
+}
+
+impl InFlight {
+    pub(super) fn get(&self, key: &[u8]) -> Option<Bytes> {
+        if self.len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        self.lock().get(key).cloned()
+    }
+
+    fn insert(&self, key: Arc<[u8]>, bytes: Bytes) {
+        let mut writes = self.lock();
+        writes.insert(key, bytes);
+        self.len.store(writes.len(), Ordering::Release);
+    }
+
+    /// Forgets a write once it has finished, unless a newer value for the
+    /// same key replaced it meanwhile.
+    fn forget(&self, key: &Arc<[u8]>, bytes: &Bytes) {
+        let mut writes = self.lock();
+        if writes
+            .get(key)
+            .is_some_and(|current| Arc::ptr_eq(current, bytes))
+        {
+            writes.remove(key);
+            self.len.store(writes.len(), Ordering::Release);
+        }
+    }
+
+    /// Forgets every write of keys starting with `prefix` (a domain being cleared).
+    pub(crate) fn forget_prefix(&self, prefix: &[u8]) {
+        let mut writes = self.lock();
+        writes.retain(|key, _| !key.starts_with(prefix));
+        self.len.store(writes.len(), Ordering::Release);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Arc<[u8]>, Bytes>> {
+        self.writes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl CallPath {
+    /// Seals `value` (if the policy stored anything) and stores it; returns
+    /// the sealed bytes, for callers waiting on this key, and what became of
+    /// the Redis write.
+    pub(super) fn store<T: Serialize + ?Sized>(
+        &self,
+        call: &Call<'_>,
+        value: Option<&T>,
+    ) -> (Option<Bytes>, Write) {
+        let Some(value) = value else {
+            return (None, Write::None);
+        };
+        let body = match Postcard::encode(value) {
+            Ok(body) => body,
+            Err(err) => {
+                tracing::warn!(key = call.key.hash(), error = %err, "value cannot be encoded; not cached");
+                return (None, Write::None);
+            }
+        };
+        let bytes: Bytes = envelope::seal(call.key.digest(), Postcard::ID, call.ttl, &body).into();
+        if let Some(memory) = &self.memory {
+            memory.insert(call.key.as_bytes(), Arc::clone(&bytes), call.ttl);
+        }
+        let write = self.write_behind(call, &bytes);
+        // After the value is where a lookup finds it (memory, or the writes
+        // in flight): a caller that missed just before looks again.
+        self.flights.landed(call.key.digest());
+        (Some(bytes), write)
+    }
+
+    /// Hands the Redis write to the cache's thread; never waits for it.
+    fn write_behind(&self, call: &Call<'_>, bytes: &Bytes) -> Write {
+        let (Some(redis), Some(io)) = (&self.redis, io()) else {
+            return Write::None;
+        };
+        // While the breaker is not closed, Redis is not trusted with writes
+        // (a half-open probe is a read's job).
+        if redis.breaker_state() != BreakerState::Closed {
+            return Write::Skipped;
+        }
+        let Some(permit) = redis.write_permit() else {
+            return Write::Dropped;
+        };
+        let key: Arc<[u8]> = Arc::from(call.key.as_bytes());
+        self.in_flight.insert(Arc::clone(&key), Arc::clone(bytes));
+        let (redis, in_flight, stats) = (
+            Arc::clone(redis),
+            Arc::clone(&self.in_flight),
+            Arc::clone(call.stats),
+        );
+        let (bytes, ttl) = (Arc::clone(bytes), call.ttl);
+        io.spawn(async move {
+            let started = Instant::now();
+            let result = redis.set(&key, &bytes, ttl).await;
+            if let Err(err) = &result {
+                tracing::debug!(error = %err, "redis write failed");
+            }
+            stats.write(started.elapsed(), result.as_ref().err());
+            in_flight.forget(&key, &bytes);
+            drop(permit);
+        });
+        Write::Started
+    }
+}

@@ -1,0 +1,52 @@
+use std::time::Duration;
+
+/// Why a Redis operation failed. A cached call never sees it (the call
+/// falls back); [`Runtime::clear`](crate::Runtime::clear) reports it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisError {
+    /// No answer within the operation deadline (`CACHE_REDIS_TIMEOUT`).
+    #[error("no answer from Redis within {0:?}")]
+    Timeout(Duration),
+    /// The circuit breaker is open: Redis was not contacted.
+    #[error("the circuit breaker is open; Redis was not contacted")]
+    CircuitOpen,
+    /// The key holds a Redis type other than a string.
+    #[error("the key holds a non-string Redis value")]
+    WrongType,
+    /// The cache's background thread, which drives every connection, could not start.
+    #[error("the cache's I/O thread is unavailable")]
+    NoIoThread,
+    /// Redis refused the command or the connection failed (refused, reset,
+    /// authentication, `OOM`, `READONLY`, `NOPERM`, …).
+    #[error("redis: {0}")]
+    Client(#[from] ::redis::RedisError),
+}
+
+impl RedisError {
+    /// The `kind` label of `cache_redis_errors_total`.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            RedisError::Timeout(_) => "timeout",
+            RedisError::WrongType => "corrupt",
+            RedisError::CircuitOpen => "circuit_open",
+            RedisError::NoIoThread => "io_thread",
+            RedisError::Client(err) => {
+                if err.kind() == ::redis::ErrorKind::AuthenticationFailed
+                    || err.code() == Some("NOAUTH")
+                {
+                    "auth"
+                } else if err.is_connection_refusal()
+                    || err.is_connection_dropped()
+                    || err.is_io_error()
+                {
+                    "connection"
+                } else if err.code().is_some() {
+                    "server"
+                } else {
+                    "protocol"
+                }
+            }
+        }
+    }
+}

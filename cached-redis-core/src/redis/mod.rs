@@ -1,0 +1,464 @@
+//! Redis as the runtime uses it: every operation admitted by the circuit
+//! breaker and run under one deadline, counted from the caller's request,
+//! that covers connecting, the round trip and any retry.
+//!
+//! The caller awaits the reply itself; the connection's driver and the
+//! deadline's timer live on the cache's own thread (see `io`). If the
+//! caller's future is dropped mid-operation, a drop guard tells the breaker
+//! "no evidence", so a cancelled probe never leaves it half-open.
+
+mod breaker;
+mod connection;
+mod error;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use ::redis::aio::ConnectionLike;
+use ::redis::{Client, Cmd, Script, Value};
+use tokio::sync::Notify;
+
+pub use self::breaker::BreakerState;
+use self::breaker::{Breaker, Evidence, Pass, Transition};
+use self::connection::Connection;
+pub use self::error::RedisError;
+use crate::config::Config;
+use crate::io::io;
+use crate::telemetry::Telemetry;
+
+/// Keys removed per `UNLINK` while clearing a domain.
+const CLEAR_BATCH: usize = 500;
+
+/// Deletes the key only while it still holds the bytes we judged bad, so a
+/// valid value written meanwhile by another process survives.
+const DELETE_IF_UNCHANGED: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('UNLINK', KEYS[1])
+end
+return 0";
+
+/// Deletes the key only while it still holds a non-string value.
+const DELETE_IF_NOT_STRING: &str = r"
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'string' and kind ~= 'none' then
+  return redis.call('UNLINK', KEYS[1])
+end
+return 0";
+
+pub(crate) struct Redis {
+    connection: Arc<Connection>,
+    breaker: Breaker,
+    deadline: Duration,
+    retries: u32,
+    writes: Writes,
+    telemetry: Arc<Telemetry>,
+    delete_if_unchanged: Script,
+    delete_if_not_string: Script,
+}
+
+/// Counts the writes in flight, bounds them, and tells `flush` when none is left.
+struct Writes {
+    in_flight: AtomicUsize,
+    max: usize,
+    idle: Notify,
+}
+
+/// A slot among the writes in flight, given back when dropped.
+pub(crate) struct WritePermit {
+    redis: Arc<Redis>,
+}
+
+impl Drop for WritePermit {
+    fn drop(&mut self) {
+        let writes = &self.redis.writes;
+        if writes.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            writes.idle.notify_waiters();
+        }
+    }
+}
+
+impl Redis {
+    pub(crate) fn new(config: &Config, telemetry: Arc<Telemetry>) -> Result<Redis, RedisError> {
+        let client = Client::open(config.redis_url.as_str())?;
+        Ok(Redis {
+            connection: Arc::new(Connection::new(client, config.connect_timeout)),
+            // A probe is bounded by its deadline when polled; twice that
+            // means its caller stopped polling it.
+            breaker: Breaker::new(
+                config.breaker_failures,
+                config.breaker_open,
+                config.redis_timeout.saturating_mul(2),
+            ),
+            deadline: config.redis_timeout,
+            retries: config.redis_retries,
+            writes: Writes {
+                in_flight: AtomicUsize::new(0),
+                max: config.max_pending_writes,
+                idle: Notify::new(),
+            },
+            telemetry,
+            delete_if_unchanged: Script::new(DELETE_IF_UNCHANGED),
+            delete_if_not_string: Script::new(DELETE_IF_NOT_STRING),
+        })
+    }
+
+    pub(crate) fn breaker_state(&self) -> BreakerState {
+        self.breaker.state()
+    }
+
+    /// `GET key`: `None` when absent.
+    pub(crate) async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, RedisError> {
+        let mut cmd = Cmd::new();
+        cmd.arg("GET").arg(key);
+        let verdict = self.admit()?;
+        match verdict.judge(self.run(&cmd).await)? {
+            Value::Nil => Ok(None),
+            Value::BulkString(bytes) => Ok(Some(bytes)),
+            _ => Err(RedisError::WrongType),
+        }
+    }
+
+    /// `SET key bytes PX ttl`.
+    pub(crate) async fn set(
+        &self,
+        key: &[u8],
+        bytes: &[u8],
+        ttl: Duration,
+    ) -> Result<(), RedisError> {
+        // Redis rejects PX 0; a sub-millisecond TTL rounds up rather than failing.
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut cmd = Cmd::new();
+        cmd.arg("SET").arg(key).arg(bytes).arg("PX").arg(ttl_ms);
+        let verdict = self.admit()?;
+        verdict.judge(self.run(&cmd).await).map(drop)
+    }
+
+    /// Deletes `key` only while it still holds exactly `bad`, or, with
+    /// `None`, only while it holds a non-string value; `true` if it did.
+    pub(crate) async fn purge(&self, key: &[u8], bad: Option<&[u8]>) -> Result<bool, RedisError> {
+        let script = match bad {
+            Some(_) => &self.delete_if_unchanged,
+            None => &self.delete_if_not_string,
+        };
+        let invoke = |first: &str, script: &str| {
+            let mut cmd = Cmd::new();
+            cmd.arg(first).arg(script).arg(1).arg(key);
+            if let Some(bytes) = bad {
+                cmd.arg(bytes);
+            }
+            cmd
+        };
+        let verdict = self.admit()?;
+        // By hash first; a server that has not seen the script gets its text.
+        let result = match self.run(&invoke("EVALSHA", script.get_hash())).await {
+            Err(RedisError::Client(err)) if err.code() == Some("NOSCRIPT") => {
+                let text = match bad {
+                    Some(_) => DELETE_IF_UNCHANGED,
+                    None => DELETE_IF_NOT_STRING,
+                };
+                self.run(&invoke("EVAL", text)).await
+            }
+            other => other,
+        };
+        verdict
+            .judge(result)
+            .and_then(parse::<i64>)
+            .map(|deleted| deleted > 0)
+    }
+
+    /// Removes every key starting with `prefix`, `SCAN` + `UNLINK` in
+    /// batches; returns how many. An operator's explicit request: not
+    /// subject to the breaker, and each round trip has the operation
+    /// deadline rather than the whole walk, which on a large database takes
+    /// as long as it takes.
+    pub(crate) async fn clear(&self, prefix: &str) -> Result<u64, RedisError> {
+        let pattern = format!("{prefix}*");
+        let mut cursor: u64 = 0;
+        let mut removed = 0;
+        loop {
+            let mut scan = Cmd::new();
+            scan.arg("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(CLEAR_BATCH);
+            let (next, keys): (u64, Vec<Vec<u8>>) = parse(self.run(&scan).await?)?;
+            for batch in keys.chunks(CLEAR_BATCH) {
+                let mut unlink = Cmd::new();
+                unlink.arg("UNLINK").arg(batch);
+                let unlinked: u64 = parse(self.run(&unlink).await?)?;
+                removed += unlinked;
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+
+    /// A slot for one more write in flight, unless `max_pending_writes` are.
+    pub(crate) fn write_permit(self: &Arc<Self>) -> Option<WritePermit> {
+        let writes = &self.writes;
+        writes
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < writes.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| WritePermit {
+                redis: Arc::clone(self),
+            })
+    }
+
+    /// Waits until no write is in flight, at most `wait`; `true` when none
+    /// is left. Does not hold up new writes meanwhile.
+    pub(crate) async fn flush(&self, wait: Duration) -> bool {
+        let Some(io) = io() else { return true };
+        let idle = async {
+            loop {
+                let notified = self.writes.idle.notified();
+                let mut notified = std::pin::pin!(notified);
+                // Registered before checking, so a write ending in between is not missed.
+                notified.as_mut().enable();
+                if self.writes.in_flight.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        io.timeout(Instant::now() + wait, idle).await.is_ok()
+    }
+
+    /// Permission from the breaker to contact Redis, as a guard that
+    /// reports what the operation showed (or, dropped unfinished, nothing).
+    fn admit(&self) -> Result<Verdict<'_>, RedisError> {
+        let pass = self.breaker.admit().ok_or(RedisError::CircuitOpen)?;
+        if matches!(pass, Pass::Probe(_)) {
+            self.telemetry.breaker(BreakerState::HalfOpen);
+        }
+        Ok(Verdict {
+            redis: self,
+            pass: Some(pass),
+        })
+    }
+
+    /// Sends `cmd` on the shared connection, connecting first if needed,
+    /// all under one deadline from now. An attempt that fails with a
+    /// transient error (see [`is_transient`]) is retried after a jittered,
+    /// doubling backoff, within the same deadline.
+    async fn run(&self, cmd: &Cmd) -> Result<Value, RedisError> {
+        let io = io().ok_or(RedisError::NoIoThread)?;
+        let deadline = Instant::now() + self.deadline;
+        // The generation of the connection the last attempt used (0: none
+        // yet), so a failure discards that one and not a fresh one made
+        // meanwhile.
+        let used = AtomicU64::new(0);
+        let attempts = async {
+            let mut attempt = 0;
+            loop {
+                let result = match self.connection.get(io).await {
+                    Ok((mut conn, generation)) => {
+                        used.store(generation, Ordering::Relaxed);
+                        // Through the boxed `ConnectionLike` future, as
+                        // `query_async` does: the client's allocation keeps
+                        // this future small, so moving a call costs little.
+                        // An error reply comes back as a value; make it an error.
+                        ConnectionLike::req_packed_command(&mut conn, cmd)
+                            .await
+                            .and_then(Value::extract_error)
+                    }
+                    Err(err) => Err(err),
+                };
+                let err = match result {
+                    Ok(value) => return Ok(value),
+                    Err(err) => err,
+                };
+                if err.is_unrecoverable_error() || err.is_connection_dropped() {
+                    self.connection
+                        .reset_generation(used.load(Ordering::Relaxed));
+                }
+                if attempt >= self.retries || !is_transient(&err) {
+                    return Err(RedisError::Client(err));
+                }
+                io.sleep(backoff(attempt)).await;
+                attempt += 1;
+            }
+        };
+        match io.timeout(deadline, attempts).await {
+            Ok(result) => result,
+            Err(_elapsed) => {
+                // A connection that lets a command time out may be dead
+                // without knowing it (a silent network drop, a failed-over
+                // address): replacing it costs one reconnect, keeping it may
+                // cost every call until the breaker opens.
+                self.connection
+                    .reset_generation(used.load(Ordering::Relaxed));
+                Err(RedisError::Timeout(self.deadline))
+            }
+        }
+    }
+}
+
+/// Reports an admitted operation's outcome to the breaker exactly once —
+/// and, if the operation is dropped unfinished (a cancelled caller),
+/// reports "no evidence", so a probe can never leave the breaker half-open.
+struct Verdict<'a> {
+    redis: &'a Redis,
+    pass: Option<Pass>,
+}
+
+impl Verdict<'_> {
+    /// Tells the breaker what `result` showed about Redis, and hands it back.
+    fn judge(mut self, result: Result<Value, RedisError>) -> Result<Value, RedisError> {
+        let result = result.map_err(|err| match err {
+            RedisError::Client(err) if err.code() == Some("WRONGTYPE") => RedisError::WrongType,
+            other => other,
+        });
+        self.give(
+            match &result {
+                // A wrong-type reply is a data problem; Redis itself answered.
+                Ok(_) | Err(RedisError::WrongType) => Evidence::Healthy,
+                Err(_) => Evidence::Failed,
+            },
+            result.as_ref().err(),
+        );
+        result
+    }
+
+    fn give(&mut self, evidence: Evidence, error: Option<&RedisError>) {
+        let Some(pass) = self.pass.take() else { return };
+        let probe = matches!(pass, Pass::Probe(_));
+        let redis = self.redis;
+        let transition = redis.breaker.record(pass, evidence);
+        if let Some(transition) = transition {
+            log_transition(transition, redis, error);
+        }
+        if probe || transition.is_some() {
+            // A probe without evidence changes the state without a
+            // transition (back to open, ready for the next probe).
+            redis.telemetry.breaker(redis.breaker.state());
+        }
+    }
+}
+
+impl Drop for Verdict<'_> {
+    fn drop(&mut self) {
+        self.give(Evidence::None, None);
+    }
+}
+
+/// Logs a breaker transition (rate-limited per kind, so a flapping Redis
+/// or a short open window cannot flood the log), and drops the connection
+/// when the breaker stops trusting Redis, so the next probe starts from a
+/// fresh connection rather than a stuck one.
+fn log_transition(transition: Transition, redis: &Redis, error: Option<&RedisError>) {
+    let error = error.map(ToString::to_string);
+    let telemetry = &redis.telemetry;
+    match transition {
+        Transition::Opened => {
+            redis.connection.reset();
+            telemetry.warn("breaker_opened", |suppressed| {
+                tracing::warn!(
+                    ?error,
+                    suppressed,
+                    "redis circuit breaker opened; serving from memory"
+                );
+            });
+        }
+        Transition::Reopened => {
+            redis.connection.reset();
+            telemetry.warn("breaker_reopened", |suppressed| {
+                tracing::warn!(
+                    ?error,
+                    suppressed,
+                    "redis probe failed; circuit breaker open again"
+                );
+            });
+        }
+        Transition::Closed => telemetry.warn("breaker_closed", |suppressed| {
+            tracing::warn!(suppressed, "redis probe succeeded; circuit breaker closed");
+        }),
+    }
+}
+
+/// Reads a reply as `T`.
+fn parse<T: ::redis::FromRedisValue>(reply: Value) -> Result<T, RedisError> {
+    ::redis::from_redis_value(reply).map_err(|err| RedisError::Client(err.into()))
+}
+
+/// Errors worth another attempt within the same deadline: a connection
+/// that broke under us (a restarted server; the retry reconnects) and the
+/// server's own "try again" replies. A refused connection is not retried:
+/// nothing listens, and waiting to ask again would only slow the fallback.
+fn is_transient(err: &::redis::RedisError) -> bool {
+    (err.is_connection_dropped() && !err.is_connection_refusal())
+        || matches!(err.code(), Some("LOADING" | "TRYAGAIN" | "MASTERDOWN"))
+}
+
+/// Full-jitter exponential backoff: uniform in `[0, 1 ms × 2^attempt]`.
+fn backoff(attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, RandomState};
+    let ceiling_us = 1_000_u64 << attempt.min(6);
+    // `RandomState` is seeded per instance: a dependency-free source of jitter.
+    let noise = RandomState::new().hash_one(attempt);
+    Duration::from_micros(noise % ceiling_us)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::park::block_on;
+    use cached_redis_test_support::RedisServer;
+
+    fn redis(server: &RedisServer) -> Redis {
+        let config = Config::builder()
+            .redis_enabled(true)
+            .redis_url(server.url())
+            .redis_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        Redis::new(&config, Arc::default()).unwrap()
+    }
+
+    fn set(server: &RedisServer, key: &str, value: &[u8]) {
+        let () = ::redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .query(&mut server.connection())
+            .unwrap();
+    }
+
+    fn get(server: &RedisServer, key: &str) -> Option<Vec<u8>> {
+        ::redis::cmd("GET")
+            .arg(key)
+            .query(&mut server.connection())
+            .unwrap()
+    }
+
+    #[test]
+    fn purge_deletes_only_unchanged_bytes() {
+        // A valid value written between our read and our purge must survive.
+        let server = RedisServer::start();
+        let redis = redis(&server);
+        set(&server, "k", b"newer valid value");
+        assert!(!block_on(redis.purge(b"k", Some(b"the bytes we judged bad"))).unwrap());
+        assert_eq!(
+            get(&server, "k").as_deref(),
+            Some(&b"newer valid value"[..])
+        );
+        assert!(block_on(redis.purge(b"k", Some(b"newer valid value"))).unwrap());
+        assert_eq!(get(&server, "k"), None);
+
+        let _: i64 = ::redis::cmd("RPUSH")
+            .arg("l")
+            .arg("x")
+            .query(&mut server.connection())
+            .unwrap();
+        set(&server, "s", b"a string");
+        assert!(block_on(redis.purge(b"l", None)).unwrap());
+        assert!(!block_on(redis.purge(b"s", None)).unwrap());
+        assert!(get(&server, "s").is_some());
+    }
+}

@@ -206,7 +206,13 @@ async fn ours(req: &NatalRequest) -> Result<Chart, ChartError> {
 static MEMORY: LazyLock<Runtime> = LazyLock::new(|| Runtime::new(Config::default()));
 
 #[redis_cached(domain = "natal", ttl = 3600, runtime = &*MEMORY)]
-fn ours_memory(req: &NatalRequest) -> Result<Chart, ChartError> {
+async fn ours_memory(req: &NatalRequest) -> Result<Chart, ChartError> {
+    compute(req)
+}
+
+/// The same function as a plain `fn`: the sync path.
+#[redis_cached(domain = "natal", ttl = 3600, runtime = &*MEMORY)]
+fn ours_memory_sync(req: &NatalRequest) -> Result<Chart, ChartError> {
     compute(req)
 }
 
@@ -406,7 +412,7 @@ async fn hit_throughput(imp: Imp) -> f64 {
         })
         .collect();
     let started = Instant::now();
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::Relaxed);
     for worker in workers {
         worker.await.expect("no worker panicked");
@@ -427,21 +433,21 @@ async fn miss_throughput(imp: Imp, next: &Cell<u64>) -> f64 {
 
 /// p50 of `calls` calls of `f` per round, each timed from the call to its
 /// return (the result is dropped after): the median round, best and worst.
-fn cpu_p50<R>(calls: usize, mut f: impl FnMut(u64) -> R) -> (f64, f64, f64) {
-    let p50s: Vec<f64> = (0..ROUNDS)
-        .map(|_| {
-            let mut slice: Vec<Duration> = (0..calls)
-                .map(|i| {
-                    let started = Instant::now();
-                    let value = f(i as u64 % KEYS);
-                    let took = started.elapsed();
-                    drop(black_box(value));
-                    took
-                })
-                .collect();
-            percentile(&mut slice, 0.5).as_secs_f64() * 1e6
-        })
-        .collect();
+async fn cpu_p50<R, Fut: Future<Output = R>>(
+    calls: usize,
+    mut f: impl FnMut(u64) -> Fut,
+) -> (f64, f64, f64) {
+    let mut p50s = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let mut slice = Vec::with_capacity(calls);
+        for i in 0..calls {
+            let started = Instant::now();
+            let value = f(i as u64 % KEYS).await;
+            slice.push(started.elapsed());
+            drop(black_box(value));
+        }
+        p50s.push(percentile(&mut slice, 0.5).as_secs_f64() * 1e6);
+    }
     let (best, worst) = min_max(&p50s);
     (median(&p50s), best, worst)
 }
@@ -456,9 +462,14 @@ async fn allocations_per_call(imp: Imp) -> f64 {
     (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / CALLS as f64
 }
 
-/// A sync cached function on the flag-off runtime: no executor in the way.
-fn memory_hit(i: u64) -> Chart {
-    ours_memory(request(i)).expect("memory answers")
+/// The function on the flag-off runtime, awaited in a task already running.
+async fn memory_hit(i: u64) -> Chart {
+    ours_memory(request(i)).await.expect("memory answers")
+}
+
+/// The sync function on the flag-off runtime: no executor at all.
+fn memory_hit_sync(i: u64) -> Chart {
+    ours_memory_sync(request(i)).expect("memory answers")
 }
 
 /// Key + envelope alone: what a hit costs in CPU besides the lookup and the decode.
@@ -481,7 +492,8 @@ async fn warm(imps: &[Imp]) {
     // Write-behind: let every write land before hits are measured.
     assert!(cached_redis::runtime().flush(Duration::from_secs(5)).await);
     for i in 0..KEYS {
-        drop(memory_hit(i));
+        drop(memory_hit(i).await);
+        drop(memory_hit_sync(i));
     }
 }
 
@@ -503,15 +515,18 @@ fn count_only(scenario: &str, current: &tokio::runtime::Runtime, body: &[u8]) {
         .and_then(|n| n.parse().ok())
         .unwrap_or(10_000);
     current.block_on(warm(&[Imp::FloorHere, Imp::Ours]));
-    for i in 0..calls {
-        match scenario {
-            "memory-hit" => drop(memory_hit(i)),
-            "key-envelope" => drop(key_and_envelope(body, i)),
-            "redis-hit" => drop(current.block_on(Imp::Ours.call(request(i)))),
-            "floor-hit" => drop(current.block_on(Imp::FloorHere.call(request(i)))),
-            other => panic!("unknown SCENARIO {other}"),
+    current.block_on(async {
+        for i in 0..calls {
+            match scenario {
+                "memory-hit" => drop(memory_hit(i).await),
+                "memory-hit-sync" => drop(memory_hit_sync(i)),
+                "key-envelope" => drop(key_and_envelope(body, i)),
+                "redis-hit" => drop(Imp::Ours.call(request(i)).await),
+                "floor-hit" => drop(Imp::FloorHere.call(request(i)).await),
+                other => panic!("unknown SCENARIO {other}"),
+            }
         }
-    }
+    });
 }
 
 fn main() {
@@ -549,41 +564,60 @@ fn main() {
 
     println!("payload {} bytes (postcard); {ROUNDS} rounds", body.len());
     let all = [Imp::Floor, Imp::Cached, Imp::Ours];
+    // `ONLY=latency,throughput,miss,current,allocations,cpu` runs a subset.
+    let only = std::env::var("ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split(',').any(|part| part == name);
     workers.block_on(async {
         warm(&all).await;
-        hit_latency("Redis hit, 1 caller, 2 workers: p50", &all)
+        if wanted("latency") {
+            hit_latency("Redis hit, 1 caller, 2 workers: p50", &all)
+                .await
+                .print();
+        }
+        if wanted("throughput") {
+            rounds(
+                "Redis hit, 64 tasks on 2 workers: throughput",
+                "k calls/s",
+                &all,
+                hit_throughput,
+            )
             .await
             .print();
-        rounds(
-            "Redis hit, 64 tasks on 2 workers: throughput",
-            "k calls/s",
-            &all,
-            hit_throughput,
-        )
-        .await
-        .print();
-        let next = &Cell::new(KEYS);
-        rounds("miss, 1 caller: throughput", "k calls/s", &all, |imp| {
-            miss_throughput(imp, next)
-        })
-        .await
-        .print();
+        }
+        if wanted("miss") {
+            let next = &Cell::new(KEYS);
+            rounds("miss, 1 caller: throughput", "k calls/s", &all, |imp| {
+                miss_throughput(imp, next)
+            })
+            .await
+            .print();
+        }
     });
     // The caller's own runtime drives the floor's connection here; ours is
     // driven by the cache's I/O thread, one hand-off each way.
-    current.block_on(async {
-        warm(&[Imp::FloorHere]).await;
-        hit_latency(
-            "Redis hit, 1 caller, current-thread runtime: p50",
-            &[Imp::FloorHere, Imp::Ours],
-        )
-        .await
-        .print();
-    });
+    if wanted("current") {
+        current.block_on(async {
+            warm(&[Imp::FloorHere]).await;
+            hit_latency(
+                "Redis hit, 1 caller, current-thread runtime: p50",
+                &[Imp::FloorHere, Imp::Ours],
+            )
+            .await
+            .print();
+        });
+    }
+    if wanted("allocations") {
+        allocations(&workers, &current, &all);
+    }
+    if wanted("cpu") {
+        current.block_on(cpu_bound(&body));
+    }
+}
 
+fn allocations(workers: &tokio::runtime::Runtime, current: &tokio::runtime::Runtime, all: &[Imp]) {
     println!("\nheap allocations per call (Redis hit; every thread, the client's driver included)");
     workers.block_on(async {
-        for imp in all {
+        for &imp in all {
             println!(
                 "  {:<11} {:>6.1}",
                 imp.name(),
@@ -591,28 +625,40 @@ fn main() {
             );
         }
     });
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    for i in 0..20_000 {
-        drop(memory_hit(i));
-    }
-    println!(
-        "  memory hit  {:>6.1}",
+    let per_call = |calls: &mut dyn FnMut(u64)| {
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        for i in 0..20_000 {
+            calls(i);
+        }
         (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / 20_000.0
-    );
+    };
+    let memory = per_call(&mut |i| {
+        current.block_on(async { drop(memory_hit(i).await) });
+    }) - per_call(&mut |_| current.block_on(async {}));
+    println!("  memory hit  {memory:>6.1}");
+    let sync = per_call(&mut |i| drop(memory_hit_sync(i)));
+    println!("  memory hit, sync fn {sync:>6.1}");
+}
 
+async fn cpu_bound(body: &[u8]) {
     println!("\nCPU-bound paths, p50 per round (µs): median round, best..worst");
     let row = |name: &str, (p50, best, worst): (f64, f64, f64)| {
         println!("  {name:<46} {p50:>6.2}  {best:.2}..{worst:.2}");
     };
-    row("memory hit (flag off, sync fn)", cpu_p50(5_000, memory_hit));
+    row("memory hit (flag off)", cpu_p50(5_000, memory_hit).await);
+    row(
+        "memory hit (flag off), sync fn",
+        cpu_p50(5_000, |i| std::future::ready(memory_hit_sync(i))).await,
+    );
     row(
         "  of it, decoding the value (the value's own)",
         cpu_p50(5_000, |_| {
-            postcard::from_bytes::<Chart>(&body).expect("decodes")
-        }),
+            std::future::ready(postcard::from_bytes::<Chart>(body).expect("decodes"))
+        })
+        .await,
     );
     row(
         "key build + envelope seal + open (1 KB)",
-        cpu_p50(5_000, |i| key_and_envelope(&body, i)),
+        cpu_p50(5_000, |i| std::future::ready(key_and_envelope(body, i))).await,
     );
 }

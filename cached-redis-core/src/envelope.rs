@@ -129,6 +129,27 @@ pub fn open<'a>(
     digest: &[u8; 32],
     codec: u8,
 ) -> Result<Envelope<'a>, EnvelopeError> {
+    open_checked(bytes, digest, codec, true)
+}
+
+/// [`open`] for bytes this process sealed, or read and validated, itself
+/// (the memory cache, a write in flight, a flight's landing): everything
+/// but the checksum, which cannot have changed in memory. The digest is
+/// still compared — two inputs whose short hashes collide share a key.
+pub(crate) fn open_own<'a>(
+    bytes: &'a [u8],
+    digest: &[u8; 32],
+    codec: u8,
+) -> Result<Envelope<'a>, EnvelopeError> {
+    open_checked(bytes, digest, codec, false)
+}
+
+fn open_checked<'a>(
+    bytes: &'a [u8],
+    digest: &[u8; 32],
+    codec: u8,
+    verify_checksum: bool,
+) -> Result<Envelope<'a>, EnvelopeError> {
     let Some((header, body)) = bytes.split_first_chunk::<HEADER_LEN>() else {
         return Err(EnvelopeError::TooShort(bytes.len()));
     };
@@ -155,7 +176,7 @@ pub fn open<'a>(
             actual: body.len(),
         });
     }
-    if checksum(&header[..60], body) != u32_at(header, 60) {
+    if verify_checksum && checksum(&header[..60], body) != u32_at(header, 60) {
         return Err(EnvelopeError::ChecksumMismatch);
     }
     // Checked after the checksum so a damaged digest reads as damage.
@@ -271,6 +292,29 @@ mod tests {
                 "{expected}"
             );
         }
+    }
+
+    #[test]
+    fn own_bytes_skip_only_the_checksum() {
+        let mut damaged = sealed();
+        damaged[HEADER_LEN] ^= 1;
+        assert_eq!(open_own(&damaged, &DIGEST, 1).unwrap().body, b"cody bytes");
+        assert_eq!(
+            open(&damaged, &DIGEST, 1),
+            Err(EnvelopeError::ChecksumMismatch)
+        );
+        assert_eq!(
+            open_own(&sealed(), &[0xcd; 32], 1),
+            Err(EnvelopeError::DigestMismatch),
+            "another key's entry is still refused"
+        );
+        assert_eq!(
+            open_own(&sealed()[..HEADER_LEN], &DIGEST, 1),
+            Err(EnvelopeError::LengthMismatch {
+                declared: 10,
+                actual: 0
+            })
+        );
     }
 
     #[test]

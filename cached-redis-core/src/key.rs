@@ -160,26 +160,46 @@ impl KeyText {
     /// `namespace:version:domain:` + each segment (sanitized) + `:` + `hash_len` hex digits.
     fn render<'a>(
         head: [&str; 3],
-        segments: impl Iterator<Item = &'a str>,
+        mut segments: impl ExactSizeIterator<Item = &'a str>,
         digest: &[u8; 32],
         hash_len: usize,
     ) -> KeyText {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let hex = (0..hash_len).map(|i| {
+            let byte = digest[i / 2];
+            HEX[usize::from(if i % 2 == 0 { byte >> 4 } else { byte & 0x0f })]
+        });
+        let labels: usize = head.iter().map(|label| label.len() + 1).sum();
+        if segments.len() == 0 && labels + hash_len <= INLINE {
+            // The common shape, written in place.
+            let mut bytes = [0; INLINE];
+            let mut at = 0;
+            for label in head {
+                bytes[at..at + label.len()].copy_from_slice(label.as_bytes());
+                bytes[at + label.len()] = b':';
+                at += label.len() + 1;
+            }
+            for (slot, digit) in bytes[at..at + hash_len].iter_mut().zip(hex) {
+                *slot = digit;
+            }
+            return KeyText::Inline {
+                // `INLINE` < 256.
+                len: (at + hash_len) as u8,
+                bytes,
+            };
+        }
         let mut out = Writer::default();
         for label in head {
             out.push_str(label);
             out.push(b':');
         }
-        for segment in segments {
+        for segment in segments.by_ref() {
             push_sanitized(&mut out, segment);
             out.push(b':');
         }
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut hex = [0; 2 * 32];
-        for (pair, byte) in hex.chunks_exact_mut(2).zip(digest) {
-            pair[0] = HEX[usize::from(byte >> 4)];
-            pair[1] = HEX[usize::from(byte & 0x0f)];
+        for digit in hex {
+            out.push(digit);
         }
-        out.push_ascii(&hex[..hash_len]);
         out.finish()
     }
 
@@ -265,7 +285,6 @@ fn push_sanitized(out: &mut Writer, segment: &str) {
 }
 
 /// The hashed input, in the order `docs/design.md` gives ("Key format").
-#[derive(Clone)]
 struct Input<'a, G, S> {
     namespace: &'a str,
     version: &'a str,
@@ -274,7 +293,7 @@ struct Input<'a, G, S> {
     generics: G,
     schema: Option<&'a [u8; 32]>,
     segments: S,
-    parts: &'a [u8],
+    parts: &'a mut Parts,
 }
 
 impl<'a, G, S> Input<'a, G, S>
@@ -284,7 +303,13 @@ where
 {
     fn key(self, hash_len: usize) -> CacheKey {
         let head = self.head();
-        self.key_from(head, hash_len)
+        tail(
+            head,
+            [self.namespace, self.version, self.domain],
+            self.segments,
+            self.parts,
+            hash_len,
+        )
     }
 
     /// The hash state after the fields every call of one function (and
@@ -302,23 +327,29 @@ where
         framed(&mut hasher, self.schema.map_or(&[][..], |s| &s[..]));
         hasher
     }
+}
 
-    /// The key, from the state [`head`](Input::head) left.
-    fn key_from(self, mut hasher: Sha256, hash_len: usize) -> CacheKey {
-        hasher.update((self.segments.len() as u64).to_le_bytes());
-        for segment in self.segments.clone() {
+/// The key, from the state after the head: segments, then the parts.
+fn tail<'a>(
+    mut hasher: Sha256,
+    labels: [&str; 3],
+    segments: impl ExactSizeIterator<Item = &'a str> + Clone,
+    parts: &mut Parts,
+    hash_len: usize,
+) -> CacheKey {
+    if segments.len() == 0 {
+        // Segment count and framed parts, in one piece.
+        hasher.update(parts.framed_after_count(0));
+    } else {
+        hasher.update((segments.len() as u64).to_le_bytes());
+        for segment in segments.clone() {
             framed(&mut hasher, segment.as_bytes());
         }
-        framed(&mut hasher, self.parts);
-        let digest: [u8; 32] = hasher.finalize().into();
-        let text = KeyText::render(
-            [self.namespace, self.version, self.domain],
-            self.segments,
-            &digest,
-            hash_len,
-        );
-        CacheKey { text, digest }
+        hasher.update(parts.framed());
     }
+    let digest: [u8; 32] = hasher.finalize().into();
+    let text = KeyText::render(labels, segments, &digest, hash_len);
+    CacheKey { text, digest }
 }
 
 fn framed(hasher: &mut Sha256, bytes: &[u8]) {
@@ -326,27 +357,64 @@ fn framed(hasher: &mut Sha256, bytes: &[u8]) {
     hasher.update(bytes);
 }
 
-/// Appends one named part: framed name, then `len as u64 LE` + the
-/// canonical encoding. On failure `parts` is left as it was, so a failed
-/// part cannot erase others.
-fn push_named_part<T: Serialize + ?Sized>(
-    parts: &mut Vec<u8>,
-    name: &str,
-    part: &T,
-) -> Result<(), KeyError> {
-    let start = parts.len();
-    parts.extend_from_slice(&(name.len() as u64).to_le_bytes());
-    parts.extend_from_slice(name.as_bytes());
-    // Reserve the length prefix, encode in place, then patch the length.
-    let at = parts.len();
-    parts.extend_from_slice(&[0; 8]);
-    if let Err(err) = crate::canonical::encode_into(part, parts) {
-        parts.truncate(start);
-        return Err(err.into());
+/// The key parts, encoded, after 16 bytes kept free in front: room for
+/// the segment count and the parts' length, so the hash takes the whole
+/// tail of its input in one piece.
+#[derive(Debug, Clone)]
+struct Parts(Vec<u8>);
+
+/// Bytes kept free in front of the parts.
+const PARTS_HEADER: usize = 16;
+
+impl Default for Parts {
+    fn default() -> Self {
+        Parts(vec![0; PARTS_HEADER])
     }
-    let len = (parts.len() - at - 8) as u64;
-    parts[at..at + 8].copy_from_slice(&len.to_le_bytes());
-    Ok(())
+}
+
+impl Parts {
+    /// The parts framed (`len as u64 LE` + bytes).
+    fn framed(&mut self) -> &[u8] {
+        let len = (self.0.len() - PARTS_HEADER) as u64;
+        self.0[8..PARTS_HEADER].copy_from_slice(&len.to_le_bytes());
+        &self.0[8..]
+    }
+
+    /// `count as u64 LE`, then the parts framed.
+    fn framed_after_count(&mut self, count: u64) -> &[u8] {
+        self.framed();
+        self.0[..8].copy_from_slice(&count.to_le_bytes());
+        &self.0
+    }
+
+    /// Forgets the parts, keeping the buffer.
+    fn clear(&mut self) {
+        self.0.truncate(PARTS_HEADER);
+    }
+
+    fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
+
+    /// Appends one named part: framed name, then `len as u64 LE` + the
+    /// canonical encoding. On failure the parts are left as they were, so
+    /// a failed part cannot erase others.
+    fn push<T: Serialize + ?Sized>(&mut self, name: &str, part: &T) -> Result<(), KeyError> {
+        let parts = &mut self.0;
+        let start = parts.len();
+        parts.extend_from_slice(&(name.len() as u64).to_le_bytes());
+        parts.extend_from_slice(name.as_bytes());
+        // Reserve the length prefix, encode in place, then patch the length.
+        let at = parts.len();
+        parts.extend_from_slice(&[0; 8]);
+        if let Err(err) = crate::canonical::encode_into(part, parts) {
+            parts.truncate(start);
+            return Err(err.into());
+        }
+        let len = (parts.len() - at - 8) as u64;
+        parts[at..at + 8].copy_from_slice(&len.to_le_bytes());
+        Ok(())
+    }
 }
 
 // ------------------------------------------------------- by hand
@@ -380,7 +448,7 @@ pub struct KeyBuilder {
     schema: Option<[u8; 32]>,
     segments: Vec<String>,
     hash_len: usize,
-    parts: Vec<u8>,
+    parts: Parts,
 }
 
 impl KeyBuilder {
@@ -395,7 +463,7 @@ impl KeyBuilder {
             schema: None,
             segments: Vec::new(),
             hash_len: DEFAULT_HASH_LEN,
-            parts: Vec::new(),
+            parts: Parts::default(),
         }
     }
 
@@ -460,7 +528,7 @@ impl KeyBuilder {
         name: &str,
         part: &T,
     ) -> Result<(), KeyError> {
-        push_named_part(&mut self.parts, name, part)
+        self.parts.push(name, part)
     }
 
     /// Adds a type the function is generic over (or `Self`), so two
@@ -476,6 +544,7 @@ impl KeyBuilder {
 
     /// Validates the pieces and produces the key.
     pub fn build(&self) -> Result<CacheKey, KeyError> {
+        let mut parts = self.parts.clone();
         check_labels(&self.namespace, &self.version, &self.domain)?;
         if !is_valid_hash_len(self.hash_len) {
             return Err(KeyError::InvalidHashLen(self.hash_len));
@@ -488,7 +557,7 @@ impl KeyBuilder {
             generics: self.generics.iter().map(String::as_str),
             schema: self.schema.as_ref(),
             segments: self.segments.iter().map(String::as_str),
-            parts: &self.parts,
+            parts: &mut parts,
         }
         .key(self.hash_len))
     }
@@ -561,7 +630,7 @@ pub(crate) struct Head {
 /// hashed, so building a key allocates nothing once a thread has warmed up.
 #[derive(Default)]
 struct Scratch {
-    parts: Vec<u8>,
+    parts: Parts,
     generics: Vec<&'static str>,
     segments: String,
     segment_ends: Vec<usize>,
@@ -593,7 +662,7 @@ impl KeyInput {
 
     pub(crate) fn push_part<T: Serialize + ?Sized>(&mut self, name: &str, part: &T) {
         if self.failed.is_none()
-            && let Err(err) = push_named_part(&mut self.scratch.parts, name, part)
+            && let Err(err) = self.scratch.parts.push(name, part)
         {
             self.failed = Some(err);
         }
@@ -620,13 +689,29 @@ impl KeyInput {
         if let Some(err) = self.failed.take() {
             return Err(err);
         }
-        let scratch = &self.scratch;
         let shape = self.shape;
+        let scratch = &mut self.scratch;
         let segments = SegmentIter {
             text: &scratch.segments,
             ends: &scratch.segment_ends,
             next: 0,
         };
+        let labels = [namespace, shape.version, shape.domain];
+        // The common case: no type parameters, the head already hashed.
+        if scratch.generics.is_empty()
+            && let Some(head) = shape.head.get()
+            && *head.namespace == *namespace
+            && head.schema == *schema
+        {
+            let state = head.state.clone();
+            return Ok(tail(
+                state,
+                labels,
+                segments,
+                &mut scratch.parts,
+                shape.hash_len,
+            ));
+        }
         let input = Input {
             namespace,
             version: shape.version,
@@ -635,26 +720,24 @@ impl KeyInput {
             generics: scratch.generics.iter().copied(),
             schema: Some(schema),
             segments,
-            parts: &scratch.parts,
+            parts: &mut scratch.parts,
         };
         if !scratch.generics.is_empty() {
             return Ok(input.key(shape.hash_len));
         }
-        let head = match shape.head.get() {
-            Some(head) if *head.namespace == *namespace && head.schema == *schema => {
-                head.state.clone()
-            }
-            _ => {
-                let state = input.head();
-                let _ = shape.head.set(Head {
-                    namespace: namespace.into(),
-                    schema: *schema,
-                    state: state.clone(),
-                });
-                state
-            }
-        };
-        Ok(input.key_from(head, shape.hash_len))
+        let state = input.head();
+        let _ = shape.head.set(Head {
+            namespace: namespace.into(),
+            schema: *schema,
+            state: state.clone(),
+        });
+        Ok(tail(
+            state,
+            labels,
+            input.segments,
+            input.parts,
+            shape.hash_len,
+        ))
     }
 }
 

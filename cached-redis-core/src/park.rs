@@ -31,6 +31,7 @@ thread_local! {
 }
 
 /// Polls `future` until it is ready, parking the thread in between.
+#[inline]
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
     match WAKER.try_with(|waker| run(future.as_mut(), waker)) {

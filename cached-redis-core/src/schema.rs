@@ -74,8 +74,10 @@ impl SchemaSlot {
 
     pub(crate) fn get<T: DeserializeOwned>(&self) -> Schema {
         let name = std::any::type_name::<T>();
+        // The same type's name is normally the same static string: compare
+        // the pointers first, the text only when they differ.
         if let Some((cached, schema)) = self.0.get()
-            && *cached == name
+            && (std::ptr::eq(*cached, name) || *cached == name)
         {
             return *schema;
         }

@@ -279,24 +279,34 @@ impl Domain {
 
     /// Records how a call ended.
     pub(crate) fn call(&self, outcome: Outcome) {
-        match outcome {
-            Outcome::RedisHit => self.bump(Tally::RedisHit),
-            Outcome::MemoryHit | Outcome::Fallback => self.bump(Tally::MemoryHit),
-            Outcome::Coalesced => self.bump(Tally::Coalesced),
+        let tally = match outcome {
+            Outcome::RedisHit => Tally::RedisHit,
+            Outcome::MemoryHit | Outcome::Fallback => Tally::MemoryHit,
+            Outcome::Coalesced => Tally::Coalesced,
             Outcome::Computed { took, write } => {
                 if write == Write::Dropped {
                     self.bump(Tally::WriteDropped);
                 }
                 self.observe(&self.compute_seconds, took);
-                self.bump(Tally::Compute);
+                Tally::Compute
             }
             Outcome::Bypassed { took } => {
                 self.observe(&self.compute_seconds, took);
                 self.bump(Tally::Compute);
-                self.bump(Tally::Bypass);
+                Tally::Bypass
             }
-        }
-        count(&self.calls[outcome.index()]);
+        };
+        self.counters.bump(tally);
+        self.total.bump(tally);
+        // Both counters under one look at the recorder: this runs on every hit.
+        metrics::with_recorder(|recorder| {
+            if let Some(key) = &self.tallies[tally as usize] {
+                recorder.register_counter(key, &METADATA).increment(1);
+            }
+            recorder
+                .register_counter(&self.calls[outcome.index()], &METADATA)
+                .increment(1);
+        });
     }
 
     /// Records one Redis read and how long it took.

@@ -53,12 +53,21 @@ pub(super) struct Opened<T> {
     ttl: Duration,
 }
 
-/// Validates `bytes` as an entry of `key` and decodes its value.
-pub(super) fn open<T: DeserializeOwned>(
+/// Validates `bytes` read from Redis as an entry of `key` and decodes its value.
+fn open<T: DeserializeOwned>(bytes: &[u8], key: &CacheKey) -> Result<Opened<T>, Invalid> {
+    decoded(envelope::open(bytes, key.digest(), Postcard::ID)?)
+}
+
+/// [`open`] for bytes this process sealed or validated itself (see
+/// `envelope::open_own`).
+pub(super) fn open_own<T: DeserializeOwned>(
     bytes: &[u8],
     key: &CacheKey,
 ) -> Result<Opened<T>, Invalid> {
-    let envelope = envelope::open(bytes, key.digest(), Postcard::ID)?;
+    decoded(envelope::open_own(bytes, key.digest(), Postcard::ID)?)
+}
+
+fn decoded<T: DeserializeOwned>(envelope: envelope::Envelope<'_>) -> Result<Opened<T>, Invalid> {
     Ok(Opened {
         value: Postcard::decode(envelope.body)?,
         created_at_ms: envelope.created_at_ms,
@@ -140,7 +149,7 @@ impl CallPath {
 
     fn in_flight<T: DeserializeOwned>(&self, call: &Call<'_>) -> Option<Found<T>> {
         let bytes = self.in_flight.get(call.key.as_bytes())?;
-        let opened = open(&bytes, &call.key).ok()?;
+        let opened = open_own(&bytes, &call.key).ok()?;
         Some(Found {
             value: opened.value,
             outcome: Outcome::MemoryHit,
@@ -154,7 +163,7 @@ impl CallPath {
         outcome: Outcome,
     ) -> Option<Found<T>> {
         let bytes = self.memory.as_ref()?.lookup(call.key.as_bytes())?;
-        match open(&bytes, &call.key) {
+        match open_own(&bytes, &call.key) {
             Ok(opened) => Some(Found {
                 value: opened.value,
                 outcome,

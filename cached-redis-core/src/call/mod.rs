@@ -19,11 +19,10 @@ mod lookup;
 mod store;
 mod trace;
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use tracing::Instrument as _;
 
 use self::flight::{Flights, Landing, Role};
 pub(crate) use self::store::InFlight;
@@ -57,6 +56,7 @@ struct Call<'a> {
 }
 
 /// Runs an async body through the cache.
+#[inline]
 pub fn call_async<'a, P, F>(
     runtime: &'a Runtime,
     site: &'static Site,
@@ -68,24 +68,24 @@ where
     P: Policy + 'a,
     F: Future<Output = P::Output> + 'a,
 {
-    // Not an `async fn`: the state is built once, in place, instead of
-    // arguments first and a copy inside the instrumented future after.
+    // Not an `async fn`, and no `Instrumented` wrapper: the state is built
+    // once, in place, instead of moved into a wrapper after.
     let path = runtime.call_path();
-    let trace = Trace::start(site);
-    let span = trace.span().clone();
     async move {
+        let trace = Trace::start(site);
         let stats = site.stats.get(&path.telemetry, site.domain());
-        let (output, outcome) = path.run(site, input, &policy, &stats, body).await;
+        let mut run = pin!(path.run(site, input, &policy, &stats, &trace, body));
+        let (output, outcome) = poll_fn(|cx| trace.poll_in_span(run.as_mut(), cx)).await;
         stats.call(outcome);
         trace.finish(outcome);
         output
     }
-    .instrument(span)
 }
 
 /// Runs a sync body through the cache: the same path as [`call_async`],
 /// driven on the calling thread. Never uses an executor's `block_on`, so it
 /// is safe inside any async runtime, including a current-thread one.
+#[inline]
 pub fn call_sync<P, F>(
     runtime: &Runtime,
     site: &'static Site,
@@ -137,6 +137,7 @@ impl CallPath {
         input: KeyInput,
         policy: &P,
         stats: &Arc<Domain>,
+        trace: &Trace,
         body: F,
     ) -> (P::Output, Outcome)
     where
@@ -147,7 +148,7 @@ impl CallPath {
             let (output, took) = timed(body).await;
             return (output, Outcome::Bypassed { took });
         };
-        trace::record_key(&call.key);
+        trace.record_key(&call.key);
         let mark = self.flights.mark();
         if let Some(found) = self.lookup::<P::Stored>(&call).await {
             return (policy.restore(found.value), found.outcome);
@@ -171,7 +172,7 @@ impl CallPath {
                     return (output, Outcome::Computed { took, write });
                 }
                 Role::Wait(flight) => match flight.wait(self.single_flight_wait).await {
-                    Landing::Shared(bytes) => match lookup::open(&bytes, &call.key) {
+                    Landing::Shared(bytes) => match lookup::open_own(&bytes, &call.key) {
                         Ok(opened) => return (policy.restore(opened.value), Outcome::Coalesced),
                         // Another input whose short hash collides with ours.
                         Err(_) => break,

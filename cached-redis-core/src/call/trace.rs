@@ -1,6 +1,9 @@
 //! One call's span: the domain, the key's hash part (never the arguments or
 //! the value), the outcome and the latency.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use tracing::field::Empty;
@@ -11,7 +14,7 @@ use crate::telemetry::Outcome;
 
 pub(super) struct Trace {
     span: tracing::Span,
-    /// Only read when debug events are on: otherwise the clock is not read.
+    /// Read only while the span is on: otherwise the clock is not read.
     started: Option<Instant>,
 }
 
@@ -24,12 +27,29 @@ impl Trace {
             outcome = Empty,
             latency_us = Empty
         );
-        let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
+        let started = (!span.is_disabled()).then(Instant::now);
         Trace { span, started }
     }
 
-    pub(super) fn span(&self) -> &tracing::Span {
-        &self.span
+    /// Polls `future` with the span entered, so the body's own events and
+    /// spans nest under it; a disabled span is not even entered.
+    pub(super) fn poll_in_span<F: Future>(
+        &self,
+        future: Pin<&mut F>,
+        cx: &mut Context<'_>,
+    ) -> Poll<F::Output> {
+        if self.span.is_disabled() {
+            return future.poll(cx);
+        }
+        let _entered = self.span.enter();
+        future.poll(cx)
+    }
+
+    /// Shows the call's key (its hash part) on the span.
+    pub(super) fn record_key(&self, key: &CacheKey) {
+        if !self.span.is_disabled() {
+            self.span.record("key", key.hash());
+        }
     }
 
     pub(super) fn finish(&self, outcome: Outcome) {
@@ -39,13 +59,5 @@ impl Trace {
         self.span.record("outcome", outcome);
         self.span.record("latency_us", latency_us);
         tracing::debug!(outcome, latency_us, "cached call");
-    }
-}
-
-/// Shows the call's key (its hash part) on the current span.
-pub(super) fn record_key(key: &CacheKey) {
-    let span = tracing::Span::current();
-    if !span.is_disabled() {
-        span.record("key", key.hash());
     }
 }

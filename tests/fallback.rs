@@ -105,3 +105,44 @@ async fn blackhole_falls_back_within_the_deadline() {
     assert_bounded_and_correct(&deadline_runtime(&blackhole.url(), Duration::from_secs(30))).await;
     assert!(blackhole.accepted() > 0, "the blackhole was never reached");
 }
+
+#[redis_cached(domain = "versions", ttl = 600, runtime = rt, skip(rt, calls))]
+async fn version_of(name: &str, rt: &Runtime, calls: &Calls) -> usize {
+    calls.bump();
+    calls.get()
+}
+
+#[tokio::test]
+async fn the_memory_fallback_never_goes_back_in_time() {
+    let server = cached_redis_test_support::RedisServer::start();
+    let (mine, other) = (redis_runtime(&server.url()), redis_runtime(&server.url()));
+    let calls = Calls::default();
+    assert_eq!(version_of("chart", &mine, &calls).await, 1);
+    assert!(mine.flush(SETTLE).await);
+    // Another process clears the domain and computes the value anew.
+    other.clear("versions", "v1").await.unwrap();
+    assert_eq!(version_of("chart", &other, &calls).await, 2);
+    assert!(other.flush(SETTLE).await);
+    assert_eq!(
+        version_of("chart", &mine, &calls).await,
+        2,
+        "Redis is read first"
+    );
+    // Redis gone: this process's memory serves what Redis last said.
+    server.kill();
+    assert_eq!(version_of("chart", &mine, &calls).await, 2);
+    assert_eq!(mine.stats().total.memory_hits, 1, "{:?}", mine.stats());
+}
+
+#[tokio::test]
+async fn waits_of_any_length_are_accepted() {
+    let server = cached_redis_test_support::RedisServer::start();
+    let rt = redis_runtime(&server.url());
+    let calls = Calls::default();
+    natal(&NatalRequest::new("2000-01-01"), &rt, &calls).await;
+    assert!(rt.flush(Duration::MAX).await);
+    assert!(matches!(
+        rt.clear("natal", "v1").wait_for(Duration::MAX),
+        Some(Ok(1))
+    ));
+}

@@ -7,13 +7,12 @@
 
 use std::borrow::Borrow;
 use std::fmt::Display;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde::Serialize;
 
-pub use crate::call::{call_async, call_sync};
-pub use crate::key::{DEFAULT_HASH_LEN, DEFAULT_VERSION};
+pub use crate::call::{Site, call_async, call_sync};
+pub use crate::key::{DEFAULT_HASH_LEN, DEFAULT_VERSION, KeyInput};
 pub use crate::policy::{
     OkOnly, Plain, Policy, Probe, ProbeNone, SomeOnly, ViaOption, ViaPlain, ViaResult,
 };
@@ -21,55 +20,11 @@ pub use crate::runtime::Runtime;
 pub use std::any::type_name_of_val;
 
 use crate::duration::{DurationError, parse_duration};
-use crate::key::{self, KeyShape};
-use crate::schema::SchemaSlot;
-use crate::telemetry::SiteDomain;
+use crate::key;
 
-/// One annotated function, as a `static` of its own.
-pub struct Site {
-    pub(crate) key: KeyShape,
-    pub(crate) ttl: Option<Duration>,
-    pub(crate) schema: SchemaSlot,
-    pub(crate) stats: SiteDomain,
-}
-
-impl Site {
-    /// `function` names the function (`type_name_of_val` of an item nested
-    /// in it); `ttl: None` means the runtime's default.
-    pub const fn new(
-        domain: &'static str,
-        version: &'static str,
-        hash_len: usize,
-        ttl: Option<Duration>,
-        function: fn() -> &'static str,
-    ) -> Site {
-        Site {
-            key: KeyShape {
-                domain,
-                version,
-                hash_len,
-                function,
-                head: OnceLock::new(),
-            },
-            ttl,
-            schema: SchemaSlot::new(),
-            stats: SiteDomain::new(),
-        }
-    }
-
-    pub(crate) fn domain(&self) -> &'static str {
-        self.key.domain
-    }
-}
-
-/// The key arguments of one call, hashed once they are all in.
-pub struct KeyInput(pub(crate) key::KeyInput);
-
-impl KeyInput {
-    /// Starts the key of one call of `site`.
-    pub fn new(site: &'static Site) -> Self {
-        KeyInput(key::KeyInput::new(&site.key))
-    }
+/// Starts the key of one call of `site`.
+pub fn key_input(site: &'static Site) -> KeyInput {
+    KeyInput::new(&site.key)
 }
 
 /// Marks what may be hashed into a key; implemented for every `Serialize` type.
@@ -85,7 +40,7 @@ pub trait KeyPart {
 
 impl<T: Serialize + ?Sized> KeyPart for T {
     fn push_into(&self, name: &str, input: &mut KeyInput) {
-        input.0.push_part(name, self);
+        input.push_part(name, self);
     }
 }
 
@@ -96,12 +51,12 @@ pub fn key_part<T: KeyPart + ?Sized>(input: &mut KeyInput, name: &str, part: &T)
 
 /// Hashes a type the function is generic over, or `Self`.
 pub fn key_type<T: ?Sized>(input: &mut KeyInput) {
-    input.0.push_type(std::any::type_name::<T>());
+    input.push_type(std::any::type_name::<T>());
 }
 
 /// Shows one argument in plain text before the hash.
 pub fn key_segment<T: Display + ?Sized>(input: &mut KeyInput, segment: &T) {
-    input.0.push_segment(&segment);
+    input.push_segment(&segment);
 }
 
 /// The default runtime.

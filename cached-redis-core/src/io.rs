@@ -1,81 +1,92 @@
-//! The process's one background thread, and deadlines that hold on any executor.
+//! The process's two background threads, and deadlines that hold on any
+//! executor.
 //!
 //! A cached function may be called from a plain thread, from inside a
 //! current-thread runtime that must not be blocked on, from a runtime built
 //! without the I/O or time driver, or from a `#[tokio::test]` runtime that
 //! ends with its test. So nothing the cache depends on runs on the caller's
-//! executor: Redis connections are made and driven here, background writes
-//! run here, and every deadline is a timer of this thread's runtime. Callers
-//! await those directly — a Redis hit costs the client's own hand-off to the
-//! connection's driver and back, nothing more.
+//! executor:
+//!
+//! - the **I/O thread** makes and drives the Redis connections and runs the
+//!   background work (writes behind the caller, purges). Callers await the
+//!   connection's replies directly — a Redis hit costs the client's own
+//!   hand-off to its driver and back, nothing more;
+//! - the **timer thread** runs nothing but timers: every deadline a caller
+//!   waits under. Background work on the I/O thread reports to the
+//!   application's `tracing` subscriber and metrics recorder; if one of
+//!   those blocks, the I/O thread stalls, but no caller's deadline does.
 
 use std::future::Future;
 use std::sync::{LazyLock, mpsc};
 use std::time::{Duration, Instant};
 
-use tokio::runtime::Handle;
-use tokio::time::Timeout;
+use tokio::runtime::{Builder, Handle};
+use tokio::time::{Sleep, Timeout};
 
-/// The background thread's runtime; `None` if the thread could not start.
+/// Both threads; `None` if either could not start.
 static IO: LazyLock<Option<Io>> = LazyLock::new(|| {
     Io::start()
-        .map_err(|err| tracing::error!(error = %err, "cannot start the cache's I/O thread; Redis is unused and waits are not bounded"))
+        .map_err(|err| tracing::error!(error = %err, "cannot start the cache's background threads; Redis is unused and waits are not bounded"))
         .ok()
 });
 
-/// The background thread, started on first use (building a runtime never starts it).
+/// The background threads, started on first use (building a runtime never starts them).
 pub(crate) fn io() -> Option<&'static Io> {
     IO.as_ref()
 }
 
 pub(crate) struct Io {
-    handle: Handle,
+    io: Handle,
+    timer: Handle,
 }
 
 impl Io {
     fn start() -> std::io::Result<Io> {
-        let (handle_tx, handle_rx) = mpsc::sync_channel(1);
-        std::thread::Builder::new()
-            .name("cached-redis-io".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime,
-                    Err(err) => {
-                        let _ = handle_tx.send(Err(err));
-                        return;
-                    }
-                };
-                let _ = handle_tx.send(Ok(runtime.handle().clone()));
-                // Lives as long as the process: connections and writes of
-                // every `Runtime` run here.
-                runtime.block_on(std::future::pending::<()>());
-            })?;
-        let handle = handle_rx
-            .recv()
-            .map_err(|_| std::io::Error::other("the cache I/O thread exited during start-up"))??;
-        Ok(Io { handle })
+        let io = thread(
+            "cached-redis-io",
+            Builder::new_current_thread().enable_all(),
+        )?;
+        let timer = thread(
+            "cached-redis-timer",
+            Builder::new_current_thread().enable_time(),
+        )?;
+        Ok(Io { io, timer })
     }
 
-    /// Runs `future` on the background thread; nobody waits for it.
+    /// Runs `future` on the I/O thread; nobody waits for it.
     pub(crate) fn spawn<F: Future<Output = ()> + Send + 'static>(&self, future: F) {
-        drop(self.handle.spawn(future));
+        drop(self.io.spawn(future));
     }
 
-    /// A timer of the background thread, usable from any executor.
-    pub(crate) fn sleep(&self, duration: Duration) -> tokio::time::Sleep {
-        let _context = self.handle.enter();
+    /// A timer, usable from any executor.
+    pub(crate) fn sleep(&self, duration: Duration) -> Sleep {
+        let _context = self.timer.enter();
         tokio::time::sleep(duration)
     }
 
-    /// `future`, bounded by `deadline` (an `Err` once it passes). The timer
-    /// is the background thread's, so this holds whatever executor the
-    /// caller runs on; taken from the std clock, so a caller's paused tokio
-    /// test clock cannot make it fire early or never.
+    /// `future`, bounded by `deadline` (an `Err` once it passes). Taken from
+    /// the std clock, so a caller's paused tokio test clock cannot make it
+    /// fire early or never.
     pub(crate) fn timeout<F: Future>(&self, deadline: Instant, future: F) -> Timeout<F> {
-        let _context = self.handle.enter();
+        let _context = self.timer.enter();
         tokio::time::timeout_at(deadline.into(), future)
     }
+}
+
+/// Starts a thread running a runtime built by `builder`, for as long as
+/// the process lives, and returns the runtime's handle.
+fn thread(name: &str, builder: &mut Builder) -> std::io::Result<Handle> {
+    let runtime = builder.build()?;
+    let handle = runtime.handle().clone();
+    let (started, running) = mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let _ = started.send(());
+            runtime.block_on(std::future::pending::<()>());
+        })?;
+    running
+        .recv()
+        .map_err(|_| std::io::Error::other("a cache thread exited during start-up"))?;
+    Ok(handle)
 }

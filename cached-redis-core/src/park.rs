@@ -8,10 +8,11 @@
 //! wakes this one.
 
 use std::future::Future;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
+use std::time::Instant;
 
 struct Unpark(Thread);
 
@@ -34,15 +35,8 @@ thread_local! {
 #[inline]
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
-    match WAKER.try_with(|waker| run(future.as_mut(), waker)) {
-        Ok(output) => output,
-        // During thread teardown the thread-local may be gone: make one then.
-        Err(_) => run(future, &Waker::from(Arc::new(Unpark(thread::current())))),
-    }
-}
-
-fn run<F: Future>(mut future: Pin<&mut F>, waker: &Waker) -> F::Output {
-    let mut cx = Context::from_waker(waker);
+    let waker = waker();
+    let mut cx = Context::from_waker(&waker);
     loop {
         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
             return output;
@@ -51,6 +45,31 @@ fn run<F: Future>(mut future: Pin<&mut F>, waker: &Waker) -> F::Output {
         // A spurious return only costs one more poll.
         thread::park();
     }
+}
+
+/// [`block_on`], giving up at `deadline`: `None` then, and the future is
+/// dropped where it stood.
+pub(crate) fn block_on_until<F: Future>(future: F, deadline: Instant) -> Option<F::Output> {
+    let mut future = pin!(future);
+    let waker = waker();
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return Some(output);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        thread::park_timeout(left);
+    }
+}
+
+fn waker() -> Waker {
+    // During thread teardown the thread-local may be gone: make one then.
+    WAKER
+        .try_with(Waker::clone)
+        .unwrap_or_else(|_| Waker::from(Arc::new(Unpark(thread::current()))))
 }
 
 #[cfg(test)]
@@ -72,6 +91,16 @@ mod tests {
         });
         assert_eq!(block_on(rx), Ok(42));
         sender.join().unwrap();
+    }
+
+    #[test]
+    fn gives_up_at_the_deadline() {
+        let (_tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(30);
+        assert_eq!(block_on_until(rx, deadline), None);
+        assert!(Instant::now() >= deadline);
+        assert_eq!(block_on_until(async { 3 }, deadline), Some(3));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::call::CallPath;
 use crate::config::{Config, ConfigError};
@@ -102,17 +102,23 @@ impl Runtime {
     /// ```
     pub fn clear(&self, domain: &str, version: &str) -> Operation<'_, Result<u64, ClearError>> {
         let path = &self.inner.path;
-        let prefix = domain_prefix(&self.inner.config.namespace, version, domain);
+        let config = &self.inner.config;
+        let prefix = domain_prefix(&config.namespace, version, domain);
         Operation::new(async move {
             let prefix = prefix?;
             if let Some(memory) = &path.memory {
                 memory.remove_prefix(prefix.as_bytes());
             }
             path.in_flight.forget_prefix(prefix.as_bytes());
-            match &path.redis {
-                Some(redis) => Ok(redis.clear(&prefix).await?),
-                None => Ok(0),
-            }
+            let Some(redis) = &path.redis else {
+                return Ok(0);
+            };
+            // A write started before the clear must not land after the walk
+            // passed its key: let those finish first. Each has the operation
+            // deadline; on a busy system new writes keep coming, so the
+            // wait is bounded rather than until none is left.
+            redis.flush(config.redis_timeout.saturating_mul(2)).await;
+            Ok(redis.clear(&prefix).await?)
         })
     }
 
@@ -121,7 +127,7 @@ impl Runtime {
     /// it, or [`wait`](Operation::wait) for it in sync code.
     ///
     /// ```
-    /// # use std::time::Duration;
+    /// # use std::time::{Duration, Instant};
     /// # let runtime = cached_redis_core::Runtime::new(Default::default());
     /// assert!(runtime.flush(Duration::from_secs(5)).wait());
     /// ```
@@ -156,10 +162,28 @@ impl<'a, T> Operation<'a, T> {
     }
 
     /// Blocks this thread until the operation is done. Safe anywhere,
-    /// inside an async runtime too: the work runs on the cache's own thread,
-    /// never on the caller's executor.
+    /// inside an async runtime too: the operation is driven on this thread,
+    /// and what it waits for (Redis, timers) completes on the cache's own
+    /// threads, never on the caller's executor.
     pub fn wait(self) -> T {
         crate::park::block_on(self.future)
+    }
+
+    /// [`wait`](Operation::wait), at most `limit`: `None` if the limit
+    /// passed first. The operation then stops where it was — a `clear` cut
+    /// short has removed some of the domain's keys, not all.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// # let runtime = cached_redis_core::Runtime::new(Default::default());
+    /// let removed = runtime.clear("natal", "v1").wait_for(Duration::from_secs(30));
+    /// assert!(matches!(removed, Some(Ok(0))));
+    /// ```
+    pub fn wait_for(self, limit: Duration) -> Option<T> {
+        match Instant::now().checked_add(limit) {
+            Some(deadline) => crate::park::block_on_until(self.future, deadline),
+            None => Some(self.wait()),
+        }
     }
 }
 

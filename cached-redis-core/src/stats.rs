@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct CacheStats {
     /// Calls served from Redis.
     pub redis_hits: u64,
-    /// Calls Redis answered without a value (the body ran).
+    /// Redis reads that found no value. Usually one per computed call; a
+    /// call that learns a concurrent call stored its key meanwhile reads
+    /// once more before computing.
     pub redis_misses: u64,
     /// Calls served from the memory cache.
     pub memory_hits: u64,

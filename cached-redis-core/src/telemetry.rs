@@ -223,7 +223,7 @@ pub(crate) struct SiteDomain(OnceLock<(Weak<Telemetry>, Arc<Domain>)>);
 /// A domain handle: the site's own, or one looked up for this call.
 pub(crate) enum DomainRef<'a> {
     Site(&'a Arc<Domain>),
-    Looked(Arc<Domain>),
+    Fresh(Arc<Domain>),
 }
 
 impl Deref for DomainRef<'_> {
@@ -232,7 +232,7 @@ impl Deref for DomainRef<'_> {
     fn deref(&self) -> &Arc<Domain> {
         match self {
             DomainRef::Site(domain) => domain,
-            DomainRef::Looked(domain) => domain,
+            DomainRef::Fresh(domain) => domain,
         }
     }
 }
@@ -252,11 +252,16 @@ impl SiteDomain {
         }
         let domain = telemetry.domain(name);
         let _ = self.0.set((Arc::downgrade(telemetry), Arc::clone(&domain)));
-        DomainRef::Looked(domain)
+        DomainRef::Fresh(domain)
     }
 }
 
 impl Domain {
+    /// The domain's name, for log lines.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
     fn new(name: &'static str, total: Arc<Counters>) -> Domain {
         let key = |metric: &'static str, labels: Vec<Label>| Key::from_parts(metric, labels);
         let domain = || Label::from_static_parts("domain", name);

@@ -236,7 +236,7 @@ impl<'a> Expansion<'a> {
             .map(|arg| quote_spanned!(arg.span()=> #private::key_segment(&mut #key, &#arg);));
         quote! {
             #[allow(unused_mut)]
-            let mut #key = #private::KeyInput::new(&#site);
+            let mut #key = #private::key_input(&#site);
             #(#generics)*
             #self_type
             #(#parts)*

@@ -67,6 +67,7 @@ pub(crate) struct Leader<'a> {
     flights: &'a Flights,
     key: Arc<[u8]>,
     flight: Arc<Flight>,
+    landed: bool,
 }
 
 impl Default for Flights {
@@ -110,6 +111,7 @@ impl Flights {
             flights: self,
             key,
             flight,
+            landed: false,
         })
     }
 
@@ -137,11 +139,12 @@ fn slot(digest: &[u8; 32]) -> usize {
 
 impl Leader<'_> {
     /// Hands `bytes` (a sealed envelope) to the waiters; `None` sends them to compute.
-    pub(crate) fn land(self, bytes: Option<Bytes>) {
+    pub(crate) fn land(mut self, bytes: Option<Bytes>) {
         self.finish(bytes);
     }
 
-    fn finish(&self, bytes: Option<Bytes>) {
+    fn finish(&mut self, bytes: Option<Bytes>) {
+        self.landed = true;
         {
             let mut in_air = lock(&self.flights.in_air);
             if in_air
@@ -162,8 +165,9 @@ impl Leader<'_> {
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
-        // After `land` this is a no-op: the landing is already set.
-        self.finish(None);
+        if !self.landed {
+            self.finish(None);
+        }
     }
 }
 
@@ -176,10 +180,12 @@ impl Flight {
         let Some(io) = io() else {
             return Landing::Empty;
         };
-        let deadline = Instant::now()
-            .checked_add(limit)
-            .unwrap_or_else(Instant::now);
-        match io.timeout(deadline, self.landing()).await {
+        let landing = match Instant::now().checked_add(limit) {
+            Some(deadline) => io.timeout(deadline, self.landing()).await,
+            // A limit too long to express is no limit.
+            None => Ok(self.landing().await),
+        };
+        match landing {
             Ok(Some(bytes)) => Landing::Shared(bytes),
             Ok(None) => Landing::Empty,
             Err(_) => Landing::Stalled,

@@ -117,7 +117,7 @@ impl CallPath {
                 Err(reason) => {
                     stats.read(Read::Corrupt, took);
                     self.telemetry.warn("corrupt", |suppressed| {
-                        tracing::warn!(key = call.key.hash(), %reason, suppressed, "purging an invalid cache entry");
+                        tracing::warn!(domain = stats.name(), key = call.key.hash(), %reason, suppressed, "purging an invalid cache entry");
                     });
                     self.purge(call, Some(bytes));
                 }
@@ -127,6 +127,7 @@ impl CallPath {
                 stats.read(Read::Corrupt, took);
                 self.telemetry.warn("corrupt", |suppressed| {
                     tracing::warn!(
+                        domain = stats.name(),
                         key = call.key.hash(),
                         suppressed,
                         "purging a non-string value at a cache key"
@@ -178,15 +179,22 @@ impl CallPath {
     }
 
     /// Keeps a value read from Redis in memory for as long as it has left,
-    /// so memory can serve while Redis is unavailable. A key memory already
-    /// holds is left as it is: a hit costs no copy.
+    /// so memory can serve while Redis is unavailable. A hit whose value
+    /// memory already holds costs no copy; a different one (newer, or
+    /// written after a `clear`) replaces it — Redis is the source of truth.
     fn remember<T>(&self, call: &Call<'_>, bytes: Vec<u8>, opened: &Opened<T>) -> Sealed {
         let Some(memory) = &self.memory else {
             return Sealed::Read(bytes);
         };
         let key = call.key.as_bytes();
-        if memory.contains(key) {
-            return Sealed::Read(bytes);
+        // Headers carry the digest, creation time and checksum: equal
+        // headers, equal entries.
+        let same =
+            |held: &[u8]| held.get(..envelope::HEADER_LEN) == bytes.get(..envelope::HEADER_LEN);
+        if let Some(held) = memory.lookup(key)
+            && same(&held)
+        {
+            return Sealed::Shared(held);
         }
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -16,6 +16,7 @@
 
 mod flight;
 mod lookup;
+mod site;
 mod store;
 mod trace;
 
@@ -25,12 +26,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use self::flight::{Flights, Landing, Role};
+pub use self::site::Site;
 pub(crate) use self::store::InFlight;
 use self::trace::Trace;
-use crate::__private::{KeyInput, Policy, Site};
 use crate::config::Config;
 use crate::key::CacheKey;
+use crate::key::KeyInput;
 use crate::memory::MemoryStore;
+use crate::policy::Policy;
 use crate::redis::Redis;
 use crate::runtime::Runtime;
 use crate::telemetry::{Domain, Outcome, Telemetry};
@@ -202,7 +205,7 @@ impl CallPath {
             // Warned about once per type when its schema was traced.
             return None;
         }
-        match input.0.finish(&self.namespace, &stored.fingerprint) {
+        match input.finish(&self.namespace, &stored.fingerprint) {
             Ok(key) => Some(Call {
                 key,
                 ttl: site.ttl.unwrap_or(self.default_ttl),

@@ -82,7 +82,7 @@ impl CallPath {
         let body = match Postcard::encode(value) {
             Ok(body) => body,
             Err(err) => {
-                tracing::warn!(key = call.key.hash(), error = %err, "value cannot be encoded; not cached");
+                tracing::warn!(domain = call.stats.name(), key = call.key.hash(), error = %err, "value cannot be encoded; not cached");
                 return (None, Write::None);
             }
         };
@@ -102,32 +102,53 @@ impl CallPath {
         let (Some(redis), Some(io)) = (&self.redis, io()) else {
             return Write::None;
         };
-        // While the breaker is not closed, Redis is not trusted with writes
-        // (a half-open probe is a read's job).
+        // While the breaker is not closed, Redis is not trusted with
+        // writes: a failing Redis gets no extra traffic, and the probe that
+        // tests it is a call's lookup.
         if redis.breaker_state() != BreakerState::Closed {
             return Write::Skipped;
         }
         let Some(permit) = redis.write_permit() else {
             return Write::Dropped;
         };
-        let key: Arc<[u8]> = Arc::from(call.key.as_bytes());
-        self.in_flight.insert(Arc::clone(&key), Arc::clone(bytes));
-        let (redis, in_flight, stats) = (
-            Arc::clone(redis),
-            Arc::clone(&self.in_flight),
-            Arc::clone(call.stats),
-        );
-        let (bytes, ttl) = (Arc::clone(bytes), call.ttl);
+        let write = Pending::new(&self.in_flight, call.key.as_bytes(), bytes);
+        let (redis, stats, ttl) = (Arc::clone(redis), Arc::clone(call.stats), call.ttl);
         io.spawn(async move {
             let started = Instant::now();
-            let result = redis.set(&key, &bytes, ttl).await;
+            let result = redis.set(&write.key, &write.bytes, ttl).await;
             if let Err(err) = &result {
                 tracing::debug!(error = %err, "redis write failed");
             }
             stats.write(started.elapsed(), result.as_ref().err());
-            in_flight.forget(&key, &bytes);
-            drop(permit);
+            // Both given back however the task ends, a panic included.
+            drop((write, permit));
         });
         Write::Started
+    }
+}
+
+/// One value among the writes in flight, from its store until its write
+/// ends; dropping it forgets the value (unless a newer one replaced it).
+struct Pending {
+    in_flight: Arc<InFlight>,
+    key: Arc<[u8]>,
+    bytes: Bytes,
+}
+
+impl Pending {
+    fn new(in_flight: &Arc<InFlight>, key: &[u8], bytes: &Bytes) -> Pending {
+        let key: Arc<[u8]> = Arc::from(key);
+        in_flight.insert(Arc::clone(&key), Arc::clone(bytes));
+        Pending {
+            in_flight: Arc::clone(in_flight),
+            key,
+            bytes: Arc::clone(bytes),
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.in_flight.forget(&self.key, &self.bytes);
     }
 }

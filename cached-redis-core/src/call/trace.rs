@@ -8,13 +8,14 @@ use std::time::Instant;
 
 use tracing::field::Empty;
 
-use crate::__private::Site;
+use super::Site;
 use crate::key::CacheKey;
 use crate::telemetry::Outcome;
 
 pub(super) struct Trace {
     span: tracing::Span,
-    /// Read only while the span is on: otherwise the clock is not read.
+    /// Read only while the span or debug events are on: otherwise the
+    /// clock is not read.
     started: Option<Instant>,
 }
 
@@ -27,7 +28,8 @@ impl Trace {
             outcome = Empty,
             latency_us = Empty
         );
-        let started = (!span.is_disabled()).then(Instant::now);
+        let on = !span.is_disabled() || tracing::enabled!(tracing::Level::DEBUG);
+        let started = on.then(Instant::now);
         Trace { span, started }
     }
 

@@ -56,7 +56,14 @@ pub(crate) struct Breaker {
     failures_to_open: u32,
     open_for: Duration,
     probe_limit: Duration,
-    state: Mutex<State>,
+    state: Mutex<Inner>,
+}
+
+struct Inner {
+    state: State,
+    /// The next probe's ticket: never reused, so the late answer of a
+    /// replaced probe can never pass for the current one's.
+    next_probe: u64,
 }
 
 #[derive(Debug)]
@@ -94,25 +101,26 @@ impl Breaker {
             failures_to_open: failures_to_open.max(1),
             open_for,
             probe_limit,
-            state: Mutex::new(State::Closed { failures: 0 }),
+            state: Mutex::new(Inner {
+                state: State::Closed { failures: 0 },
+                next_probe: 0,
+            }),
         }
     }
 
     /// Whether an operation may contact Redis now.
     pub(crate) fn admit(&self) -> Option<Pass> {
-        let mut state = self.lock();
+        let mut inner = self.lock();
         let now = Instant::now();
-        match &*state {
+        match &inner.state {
             State::Closed { .. } => Some(Pass::Normal),
             State::Open { until } if now < *until => None,
             State::HalfOpen { expires, .. } if now < *expires => None,
             // The window is over, or the probe stalled: this call probes.
             State::Open { .. } | State::HalfOpen { .. } => {
-                let probe = match &*state {
-                    State::HalfOpen { probe, .. } => probe.wrapping_add(1),
-                    _ => 0,
-                };
-                *state = State::HalfOpen {
+                let probe = inner.next_probe;
+                inner.next_probe = probe.wrapping_add(1);
+                inner.state = State::HalfOpen {
                     probe,
                     expires: later(now, self.probe_limit),
                 };
@@ -123,7 +131,8 @@ impl Breaker {
 
     /// Records an admitted operation's result.
     pub(crate) fn record(&self, pass: Pass, evidence: Evidence) -> Option<Transition> {
-        let mut state = self.lock();
+        let mut inner = self.lock();
+        let state = &mut inner.state;
         match (&mut *state, pass, evidence) {
             (State::HalfOpen { probe, .. }, Pass::Probe(ticket), evidence) if *probe == ticket => {
                 match evidence {
@@ -170,7 +179,7 @@ impl Breaker {
 
     /// The current state (an expired open window reads as half-open: the next call probes).
     pub(crate) fn state(&self) -> BreakerState {
-        match &*self.lock() {
+        match &self.lock().state {
             State::Closed { .. } => BreakerState::Closed,
             State::HalfOpen { .. } => BreakerState::HalfOpen,
             State::Open { until } if Instant::now() >= *until => BreakerState::HalfOpen,
@@ -178,14 +187,15 @@ impl Breaker {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // The state is valid after any panic: every update is a single assignment.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// `now + by`, saturating: windows are bounded by configuration (at most a
-/// day), but a panic here would take a caller down.
+/// `now + by`. Configuration bounds windows to a day, so this cannot
+/// overflow; were it to, a panic would take a caller down, and a window
+/// that ends at once only costs one more probe.
 fn later(now: Instant, by: Duration) -> Instant {
     now.checked_add(by).unwrap_or(now)
 }
@@ -305,6 +315,35 @@ mod tests {
         assert_eq!(breaker.state(), BreakerState::HalfOpen);
         assert_eq!(
             breaker.record(replacement, Evidence::Healthy),
+            Some(Transition::Closed)
+        );
+    }
+
+    #[test]
+    fn a_replaced_probe_never_passes_for_a_later_one() {
+        let breaker = Breaker::new(1, WINDOW, WINDOW);
+        assert_eq!(fail(&breaker), Some(Transition::Opened));
+        wait_out_window(&breaker);
+        let stalled = breaker.admit().expect("the first probe");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let dropped = loop {
+            if let Some(pass) = breaker.admit() {
+                break pass;
+            }
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        // The second probe's caller gives up: the next call probes at once.
+        assert_eq!(breaker.record(dropped, Evidence::None), None);
+        let current = breaker.admit().expect("a third probe");
+        assert_eq!(
+            breaker.record(stalled, Evidence::Failed),
+            None,
+            "the first probe's late failure is not the current probe's"
+        );
+        assert_eq!(breaker.state(), BreakerState::HalfOpen);
+        assert_eq!(
+            breaker.record(current, Evidence::Healthy),
             Some(Transition::Closed)
         );
     }

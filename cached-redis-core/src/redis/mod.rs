@@ -112,7 +112,7 @@ impl Redis {
         let mut cmd = Cmd::new();
         cmd.arg("GET").arg(key);
         let verdict = self.admit()?;
-        match verdict.judge(self.run(&cmd).await)? {
+        match verdict.judge(self.run(&cmd, self.deadline()).await)? {
             Value::Nil => Ok(None),
             Value::BulkString(bytes) => Ok(Some(bytes)),
             _ => Err(RedisError::WrongType),
@@ -131,7 +131,9 @@ impl Redis {
         let mut cmd = Cmd::new();
         cmd.arg("SET").arg(key).arg(bytes).arg("PX").arg(ttl_ms);
         let verdict = self.admit()?;
-        verdict.judge(self.run(&cmd).await).map(drop)
+        verdict
+            .judge(self.run(&cmd, self.deadline()).await)
+            .map(drop)
     }
 
     /// Deletes `key` only while it still holds exactly `bad`, or, with
@@ -150,14 +152,19 @@ impl Redis {
             cmd
         };
         let verdict = self.admit()?;
-        // By hash first; a server that has not seen the script gets its text.
-        let result = match self.run(&invoke("EVALSHA", script.get_hash())).await {
+        // One deadline for both round trips: by hash first; a server that
+        // has not seen the script gets its text.
+        let deadline = self.deadline();
+        let result = match self
+            .run(&invoke("EVALSHA", script.get_hash()), deadline)
+            .await
+        {
             Err(RedisError::Client(err)) if err.code() == Some("NOSCRIPT") => {
                 let text = match bad {
                     Some(_) => DELETE_IF_UNCHANGED,
                     None => DELETE_IF_NOT_STRING,
                 };
-                self.run(&invoke("EVAL", text)).await
+                self.run(&invoke("EVAL", text), deadline).await
             }
             other => other,
         };
@@ -184,11 +191,11 @@ impl Redis {
                 .arg(&pattern)
                 .arg("COUNT")
                 .arg(CLEAR_BATCH);
-            let (next, keys): (u64, Vec<Vec<u8>>) = parse(self.run(&scan).await?)?;
+            let (next, keys): (u64, Vec<Vec<u8>>) = parse(self.run(&scan, self.deadline()).await?)?;
             for batch in keys.chunks(CLEAR_BATCH) {
                 let mut unlink = Cmd::new();
                 unlink.arg("UNLINK").arg(batch);
-                let unlinked: u64 = parse(self.run(&unlink).await?)?;
+                let unlinked: u64 = parse(self.run(&unlink, self.deadline()).await?)?;
                 removed += unlinked;
             }
             if next == 0 {
@@ -228,7 +235,22 @@ impl Redis {
                 notified.await;
             }
         };
-        io.timeout(Instant::now() + wait, idle).await.is_ok()
+        match Instant::now().checked_add(wait) {
+            Some(deadline) => io.timeout(deadline, idle).await.is_ok(),
+            // A wait too long to express is a wait without a limit.
+            None => {
+                idle.await;
+                true
+            }
+        }
+    }
+
+    /// An operation's deadline, counted from now: from the caller's request.
+    fn deadline(&self) -> Instant {
+        // Configuration bounds the deadline to a minute: this cannot overflow.
+        Instant::now()
+            .checked_add(self.deadline)
+            .unwrap_or_else(Instant::now)
     }
 
     /// Permission from the breaker to contact Redis, as a guard that
@@ -245,12 +267,11 @@ impl Redis {
     }
 
     /// Sends `cmd` on the shared connection, connecting first if needed,
-    /// all under one deadline from now. An attempt that fails with a
-    /// transient error (see [`is_transient`]) is retried after a jittered,
-    /// doubling backoff, within the same deadline.
-    async fn run(&self, cmd: &Cmd) -> Result<Value, RedisError> {
+    /// all before `deadline`. An attempt that fails with a transient error
+    /// (see [`is_transient`]) is retried after a jittered, doubling
+    /// backoff, before the same deadline.
+    async fn run(&self, cmd: &Cmd, deadline: Instant) -> Result<Value, RedisError> {
         let io = io().ok_or(RedisError::NoIoThread)?;
-        let deadline = Instant::now() + self.deadline;
         // The generation of the connection the last attempt used (0: none
         // yet), so a failure discards that one and not a fresh one made
         // meanwhile.

@@ -2,6 +2,7 @@
 //! falls back to.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
@@ -14,7 +15,19 @@ pub(crate) type Bytes = Arc<[u8]>;
 /// At most `capacity` entries, each expiring at its own TTL.
 pub(crate) struct MemoryStore {
     cache: Cache<Arc<[u8]>, Entry>,
+    /// The entries taken from Redis, by slot: a fingerprint of the last one
+    /// taken for the keys of each slot. A Redis hit whose entry memory took
+    /// already costs one atomic load instead of a lookup.
+    taken: Box<[AtomicU64]>,
 }
+
+/// Slots of the taken-entries table.
+const TAKEN_SLOTS: usize = 1024;
+
+/// Header bytes that tell two entries of one key apart: the creation time
+/// and the checksum (of the whole header and the body).
+const CREATED_AT: std::ops::Range<usize> = 40..44;
+const CHECKSUM: std::ops::Range<usize> = 60..64;
 
 #[derive(Clone)]
 struct Entry {
@@ -48,7 +61,30 @@ impl MemoryStore {
             .expire_after(PerEntryTtl)
             .support_invalidation_closures()
             .build();
-        MemoryStore { cache }
+        MemoryStore {
+            cache,
+            taken: (0..TAKEN_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Keeps `bytes`, a validated entry read from Redis, for `ttl`, and
+    /// notes that memory took it.
+    pub(crate) fn take(&self, key: &[u8], digest: &[u8; 32], bytes: Bytes, ttl: Duration) {
+        let print = fingerprint(&bytes);
+        self.insert(key, bytes, ttl);
+        self.slot(digest).store(print, Ordering::Relaxed);
+    }
+
+    /// Whether memory took this entry from Redis already (by its header).
+    /// An entry evicted since is not taken again while Redis keeps serving
+    /// it: the memory fallback is best effort.
+    pub(crate) fn has_taken(&self, digest: &[u8; 32], header: &[u8]) -> bool {
+        self.slot(digest).load(Ordering::Relaxed) == fingerprint(header)
+    }
+
+    fn slot(&self, digest: &[u8; 32]) -> &AtomicU64 {
+        let at = usize::from(u16::from_le_bytes([digest[0], digest[1]])) % TAKEN_SLOTS;
+        &self.taken[at]
     }
 
     /// The bytes under `key`, unless absent or expired.
@@ -76,6 +112,17 @@ impl MemoryStore {
         self.cache.run_pending_tasks();
         self.cache.entry_count()
     }
+}
+
+/// Never 0, the empty slot's value.
+fn fingerprint(header: &[u8]) -> u64 {
+    let word = |range: std::ops::Range<usize>| {
+        header
+            .get(range)
+            .and_then(|bytes| bytes.try_into().ok())
+            .map_or(0, u32::from_le_bytes)
+    };
+    (u64::from(word(CREATED_AT)) << 32 | u64::from(word(CHECKSUM))).max(1)
 }
 
 #[cfg(test)]
@@ -106,6 +153,26 @@ mod tests {
             );
         }
         assert!(store.len() <= 50, "{}", store.len());
+    }
+
+    #[test]
+    fn an_entry_taken_from_redis_is_known_by_its_header() {
+        let store = MemoryStore::new(10);
+        let digest = [3; 32];
+        let sealed = |created_at: u8, crc: u8| {
+            let mut bytes = vec![0_u8; 64];
+            bytes[40] = created_at;
+            bytes[60] = crc;
+            Bytes::from(bytes)
+        };
+        assert!(!store.has_taken(&digest, &sealed(1, 1)));
+        store.take(b"k", &digest, sealed(1, 1), Duration::from_secs(60));
+        assert!(store.has_taken(&digest, &sealed(1, 1)));
+        assert_eq!(store.lookup(b"k"), Some(sealed(1, 1)));
+        assert!(!store.has_taken(&digest, &sealed(2, 1)), "newer");
+        assert!(!store.has_taken(&digest, &sealed(1, 2)), "another body");
+        store.take(b"k", &digest, sealed(2, 1), Duration::from_secs(60));
+        assert_eq!(store.lookup(b"k"), Some(sealed(2, 1)), "replaced");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! sync entry points run the async one here. That is safe anywhere — a
 //! plain thread, inside a current-thread runtime where `block_on` would
 //! panic — because nothing the cache awaits needs the caller's executor:
-//! Redis I/O and timers complete on the cache's own thread (see `io`), which
+//! Redis I/O and timers complete on the cache's own threads (see `io`), which
 //! wakes this one.
 
 use std::future::Future;

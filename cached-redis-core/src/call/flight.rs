@@ -174,7 +174,7 @@ impl Drop for Leader<'_> {
 impl Flight {
     /// The leader's bytes; `Empty` if it produced nothing to share, `Stalled`
     /// if it did not land within `limit` (a stalled leader must not hang
-    /// its waiters). Without the cache's I/O thread there is no timer to
+    /// its waiters). Without the cache's timer thread there is no timer to
     /// bound the wait, so the caller does not wait at all.
     pub(crate) async fn wait(&self, limit: Duration) -> Landing {
         let Some(io) = io() else {

@@ -179,22 +179,17 @@ impl CallPath {
     }
 
     /// Keeps a value read from Redis in memory for as long as it has left,
-    /// so memory can serve while Redis is unavailable. A hit whose value
-    /// memory already holds costs no copy; a different one (newer, or
-    /// written after a `clear`) replaces it — Redis is the source of truth.
+    /// so memory can serve while Redis is unavailable. A hit on an entry
+    /// memory took already costs no copy; a different one (newer, or
+    /// written after a `clear`) replaces what memory holds — Redis is the
+    /// source of truth.
     fn remember<T>(&self, call: &Call<'_>, bytes: Vec<u8>, opened: &Opened<T>) -> Sealed {
         let Some(memory) = &self.memory else {
             return Sealed::Read(bytes);
         };
-        let key = call.key.as_bytes();
-        // Headers carry the digest, creation time and checksum: equal
-        // headers, equal entries.
-        let same =
-            |held: &[u8]| held.get(..envelope::HEADER_LEN) == bytes.get(..envelope::HEADER_LEN);
-        if let Some(held) = memory.lookup(key)
-            && same(&held)
-        {
-            return Sealed::Shared(held);
+        let (key, digest) = (call.key.as_bytes(), call.key.digest());
+        if memory.has_taken(digest, &bytes) {
+            return Sealed::Read(bytes);
         }
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -203,7 +198,7 @@ impl CallPath {
         match opened.ttl.checked_sub(age).filter(|left| !left.is_zero()) {
             Some(left) => {
                 let bytes: Bytes = bytes.into();
-                memory.insert(key, Arc::clone(&bytes), left);
+                memory.take(key, digest, Arc::clone(&bytes), left);
                 Sealed::Shared(bytes)
             }
             None => Sealed::Read(bytes),

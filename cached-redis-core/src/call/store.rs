@@ -97,7 +97,7 @@ impl CallPath {
         (Some(bytes), write)
     }
 
-    /// Hands the Redis write to the cache's thread; never waits for it.
+    /// Hands the Redis write to the cache's I/O thread; never waits for it.
     fn write_behind(&self, call: &Call<'_>, bytes: &Bytes) -> Write {
         let (Some(redis), Some(io)) = (&self.redis, io()) else {
             return Write::None;

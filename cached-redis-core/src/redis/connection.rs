@@ -1,7 +1,7 @@
 //! The one shared Redis connection of a runtime, made lazily and replaced
 //! when it fails.
 //!
-//! The connection's driver runs on the cache's own thread, so it outlives
+//! The connection's driver runs on the cache's I/O thread, so it outlives
 //! whichever executor first needed it; callers hand commands to it and await
 //! the replies directly. Connecting happens in a task of its own on that
 //! thread, shared by every caller that needs the connection meanwhile, so a

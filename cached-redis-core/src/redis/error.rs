@@ -14,8 +14,9 @@ pub enum RedisError {
     /// The key holds a Redis type other than a string.
     #[error("the key holds a non-string Redis value")]
     WrongType,
-    /// The cache's background thread, which drives every connection, could not start.
-    #[error("the cache's I/O thread is unavailable")]
+    /// The cache's background threads, which drive every connection and
+    /// deadline, could not start.
+    #[error("the cache's background threads are unavailable")]
     NoIoThread,
     /// Redis refused the command or the connection failed (refused, reset,
     /// authentication, `OOM`, `READONLY`, `NOPERM`, …).

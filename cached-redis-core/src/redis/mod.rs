@@ -3,7 +3,7 @@
 //! that covers connecting, the round trip and any retry.
 //!
 //! The caller awaits the reply itself; the connection's driver and the
-//! deadline's timer live on the cache's own thread (see `io`). If the
+//! deadline's timer live on the cache's own threads (see `io`). If the
 //! caller's future is dropped mid-operation, a drop guard tells the breaker
 //! "no evidence", so a cancelled probe never leaves it half-open.
 

@@ -21,8 +21,13 @@ pub(crate) struct MemoryStore {
     taken: Box<[AtomicU64]>,
 }
 
-/// Slots of the taken-entries table.
-const TAKEN_SLOTS: usize = 1024;
+/// Bounds on the slots of the taken-entries table, which has about as many
+/// slots as memory has room for entries.
+const TAKEN_SLOTS: std::ops::RangeInclusive<usize> = 1024..=1 << 20;
+
+/// An envelope's header: equal headers (digest, creation time, checksum of
+/// header and body), equal entries.
+const HEADER: usize = crate::envelope::HEADER_LEN;
 
 /// Header bytes that tell two entries of one key apart: the creation time
 /// and the checksum (of the whole header and the body).
@@ -61,30 +66,47 @@ impl MemoryStore {
             .expire_after(PerEntryTtl)
             .support_invalidation_closures()
             .build();
+        let slots = usize::try_from(capacity)
+            .unwrap_or(usize::MAX)
+            .clamp(*TAKEN_SLOTS.start(), *TAKEN_SLOTS.end())
+            .next_power_of_two();
         MemoryStore {
             cache,
-            taken: (0..TAKEN_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            taken: (0..slots).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
+    /// Whether memory holds this entry read from Redis (one with this
+    /// header) already. Usually answered by the table of taken entries, in
+    /// one atomic load; two keys sharing a slot cost a lookup.
+    pub(crate) fn holds(&self, key: &[u8], digest: &[u8; 32], header: &[u8]) -> bool {
+        let slot = self.slot(digest);
+        let print = fingerprint(header);
+        if slot.load(Ordering::Relaxed) == print {
+            return true;
+        }
+        let held = self
+            .lookup(key)
+            .is_some_and(|held| held.get(..HEADER) == header.get(..HEADER));
+        if held {
+            slot.store(print, Ordering::Relaxed);
+        }
+        held
+    }
+
     /// Keeps `bytes`, a validated entry read from Redis, for `ttl`, and
-    /// notes that memory took it.
+    /// notes that memory took it. An entry evicted since it was taken is not
+    /// taken again while Redis keeps serving it: the fallback is best effort.
     pub(crate) fn take(&self, key: &[u8], digest: &[u8; 32], bytes: Bytes, ttl: Duration) {
         let print = fingerprint(&bytes);
         self.insert(key, bytes, ttl);
         self.slot(digest).store(print, Ordering::Relaxed);
     }
 
-    /// Whether memory took this entry from Redis already (by its header).
-    /// An entry evicted since is not taken again while Redis keeps serving
-    /// it: the memory fallback is best effort.
-    pub(crate) fn has_taken(&self, digest: &[u8; 32], header: &[u8]) -> bool {
-        self.slot(digest).load(Ordering::Relaxed) == fingerprint(header)
-    }
-
     fn slot(&self, digest: &[u8; 32]) -> &AtomicU64 {
-        let at = usize::from(u16::from_le_bytes([digest[0], digest[1]])) % TAKEN_SLOTS;
-        &self.taken[at]
+        let bits = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]);
+        // The table's length is a power of two.
+        &self.taken[bits as usize & (self.taken.len() - 1)]
     }
 
     /// The bytes under `key`, unless absent or expired.
@@ -165,12 +187,16 @@ mod tests {
             bytes[60] = crc;
             Bytes::from(bytes)
         };
-        assert!(!store.has_taken(&digest, &sealed(1, 1)));
+        assert!(!store.holds(b"k", &digest, &sealed(1, 1)));
         store.take(b"k", &digest, sealed(1, 1), Duration::from_secs(60));
-        assert!(store.has_taken(&digest, &sealed(1, 1)));
+        assert!(store.holds(b"k", &digest, &sealed(1, 1)));
         assert_eq!(store.lookup(b"k"), Some(sealed(1, 1)));
-        assert!(!store.has_taken(&digest, &sealed(2, 1)), "newer");
-        assert!(!store.has_taken(&digest, &sealed(1, 2)), "another body");
+        assert!(!store.holds(b"k", &digest, &sealed(2, 1)), "newer");
+        assert!(!store.holds(b"k", &digest, &sealed(1, 2)), "another body");
+        // Another key in the same slot: found by a lookup, then by the slot.
+        store.take(b"other", &digest, sealed(9, 9), Duration::from_secs(60));
+        assert!(store.holds(b"k", &digest, &sealed(1, 1)));
+        assert!(store.holds(b"other", &digest, &sealed(9, 9)));
         store.take(b"k", &digest, sealed(2, 1), Duration::from_secs(60));
         assert_eq!(store.lookup(b"k"), Some(sealed(2, 1)), "replaced");
     }

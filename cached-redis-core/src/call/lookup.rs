@@ -188,7 +188,7 @@ impl CallPath {
             return Sealed::Read(bytes);
         };
         let (key, digest) = (call.key.as_bytes(), call.key.digest());
-        if memory.has_taken(digest, &bytes) {
+        if memory.holds(key, digest, &bytes) {
             return Sealed::Read(bytes);
         }
         let now_ms = SystemTime::now()

@@ -43,7 +43,7 @@ struct Scratch {
 }
 
 thread_local! {
-    static SCRATCH: Cell<Scratch> = Cell::new(Scratch::default());
+    static SCRATCH: Cell<Option<Box<Scratch>>> = const { Cell::new(None) };
 }
 
 /// Buffers larger than this are not kept for the next call.
@@ -53,34 +53,39 @@ const KEEP_SCRATCH: usize = 64 * 1024;
 /// once they are all in.
 pub struct KeyInput {
     shape: &'static KeyShape,
-    scratch: Scratch,
+    /// Given back to the thread when dropped.
+    scratch: Option<Box<Scratch>>,
     failed: Option<KeyError>,
 }
 
 impl KeyInput {
     pub(crate) fn new(shape: &'static KeyShape) -> KeyInput {
-        let scratch = SCRATCH.try_with(Cell::take).unwrap_or_default();
+        let scratch = SCRATCH.try_with(Cell::take).ok().flatten();
         KeyInput {
             shape,
-            scratch,
+            scratch: Some(scratch.unwrap_or_default()),
             failed: None,
         }
     }
 
+    fn scratch(&mut self) -> &mut Scratch {
+        self.scratch.get_or_insert_with(Box::default)
+    }
+
     pub(crate) fn push_part<T: Serialize + ?Sized>(&mut self, name: &str, part: &T) {
         if self.failed.is_none()
-            && let Err(err) = self.scratch.parts.push(name, part)
+            && let Err(err) = self.scratch().parts.push(name, part)
         {
             self.failed = Some(err);
         }
     }
 
     pub(crate) fn push_type(&mut self, type_name: &'static str) {
-        self.scratch.generics.push(type_name);
+        self.scratch().generics.push(type_name);
     }
 
     pub(crate) fn push_segment(&mut self, value: &dyn fmt::Display) {
-        let scratch = &mut self.scratch;
+        let scratch = self.scratch();
         // Writing to a String cannot fail.
         let _ = write!(scratch.segments, "{value}");
         scratch.segment_ends.push(scratch.segments.len());
@@ -97,7 +102,7 @@ impl KeyInput {
             return Err(err);
         }
         let shape = self.shape;
-        let scratch = &mut self.scratch;
+        let scratch = self.scratch();
         let segments = SegmentIter {
             text: &scratch.segments,
             ends: &scratch.segment_ends,
@@ -150,7 +155,9 @@ impl KeyInput {
 
 impl Drop for KeyInput {
     fn drop(&mut self) {
-        let mut scratch = std::mem::take(&mut self.scratch);
+        let Some(mut scratch) = self.scratch.take() else {
+            return;
+        };
         if scratch.parts.capacity() + scratch.segments.capacity() > KEEP_SCRATCH {
             return;
         }
@@ -158,7 +165,7 @@ impl Drop for KeyInput {
         scratch.generics.clear();
         scratch.segments.clear();
         scratch.segment_ends.clear();
-        let _ = SCRATCH.try_with(|cell| cell.set(scratch));
+        let _ = SCRATCH.try_with(|cell| cell.set(Some(scratch)));
     }
 }
 

@@ -6,7 +6,10 @@
 //!   writes by hand);
 //! - **ours**: `#[redis_cached(domain = "natal", ttl = 3600)]`, default settings;
 //! - **cached**: the `cached` crate's `#[concurrent_cached]` over its
-//!   `AsyncRedisCache`.
+//!   `AsyncRedisCache`;
+//! - in the latency rows also **own thread**: the floor's code, with its
+//!   connection driven by a thread of its own, as ours is — what this
+//!   design costs before any of our work.
 //!
 //! ```sh
 //! cargo bench --bench side_by_side
@@ -172,6 +175,7 @@ fn floor_key(req: &NatalRequest) -> String {
 /// The floor's connection, made on (and driven by) the runtime it is used on.
 static FLOOR: OnceLock<MultiplexedConnection> = OnceLock::new();
 static FLOOR_CURRENT_THREAD: OnceLock<MultiplexedConnection> = OnceLock::new();
+static FLOOR_OWN_THREAD: OnceLock<MultiplexedConnection> = OnceLock::new();
 
 async fn floor(conn: &MultiplexedConnection, req: &NatalRequest) -> Result<Chart, ChartError> {
     let mut conn = conn.clone();
@@ -240,6 +244,8 @@ enum Imp {
     Floor,
     /// The floor on a current-thread runtime, with its own connection there.
     FloorHere,
+    /// The floor's code, its connection driven by a thread of its own.
+    OwnThread,
     Cached,
     Ours,
 }
@@ -248,6 +254,7 @@ impl Imp {
     fn name(self) -> &'static str {
         match self {
             Imp::Floor | Imp::FloorHere => "floor",
+            Imp::OwnThread => "own thread",
             Imp::Cached => "cached 4.1",
             Imp::Ours => "ours",
         }
@@ -257,6 +264,7 @@ impl Imp {
         let result = match self {
             Imp::Floor => floor(FLOOR.get().expect("connected"), req).await,
             Imp::FloorHere => floor(FLOOR_CURRENT_THREAD.get().expect("connected"), req).await,
+            Imp::OwnThread => floor(FLOOR_OWN_THREAD.get().expect("connected"), req).await,
             Imp::Cached => with_cached(req).await,
             Imp::Ours => ours(req).await,
         };
@@ -515,6 +523,23 @@ fn connect(runtime: &tokio::runtime::Runtime, url: &str) -> MultiplexedConnectio
     })
 }
 
+/// A connection whose driver runs on a current-thread runtime of its own
+/// thread, and that answers callers on any executor (no response timeout:
+/// it would arm a timer on the caller's runtime).
+fn connect_on_own_thread(url: &str) -> MultiplexedConnection {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    let client = redis::Client::open(url).expect("valid url");
+    let connection = runtime
+        .block_on(client.get_multiplexed_async_connection_with_config(&config))
+        .expect("connects");
+    std::thread::spawn(move || runtime.block_on(std::future::pending::<()>()));
+    connection
+}
+
 /// `SCENARIO=… CALLS=n`: warm up, then run one scenario `n` times, untimed —
 /// for counting instructions under callgrind.
 fn count_only(scenario: &str, current: &tokio::runtime::Runtime, body: &[u8]) {
@@ -562,6 +587,9 @@ fn main() {
         .build()
         .expect("a runtime");
     FLOOR.set(connect(&workers, &url)).expect("set once");
+    FLOOR_OWN_THREAD
+        .set(connect_on_own_thread(&url))
+        .expect("set once");
     FLOOR_CURRENT_THREAD
         .set(connect(&current, &url))
         .expect("set once");
@@ -578,9 +606,12 @@ fn main() {
     workers.block_on(async {
         warm(&all).await;
         if wanted("latency") {
-            hit_latency("Redis hit, 1 caller, 2 workers: p50", &all)
-                .await
-                .print();
+            hit_latency(
+                "Redis hit, 1 caller, 2 workers: p50",
+                &[Imp::Floor, Imp::Cached, Imp::Ours, Imp::OwnThread],
+            )
+            .await
+            .print();
         }
         if wanted("throughput") {
             rounds(
@@ -608,7 +639,7 @@ fn main() {
             warm(&[Imp::FloorHere]).await;
             hit_latency(
                 "Redis hit, 1 caller, current-thread runtime: p50",
-                &[Imp::FloorHere, Imp::Ours],
+                &[Imp::FloorHere, Imp::Ours, Imp::OwnThread],
             )
             .await
             .print();

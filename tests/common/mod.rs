@@ -132,6 +132,6 @@ pub fn deadline_runtime(url: &str, breaker_open: Duration) -> Runtime {
 }
 
 /// A call must finish within the 100 ms deadline plus this much slack: well
-/// under the 1 s response backstop and the 5 s connect timeout, so a lost
-/// deadline fails the test.
+/// under the 5 s connect timeout (and the client has no response timeout of
+/// its own), so a lost deadline fails the test.
 pub const DEADLINE_BOUND: Duration = Duration::from_millis(500);

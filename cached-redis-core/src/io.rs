@@ -20,7 +20,7 @@ use std::future::Future;
 use std::sync::{LazyLock, mpsc};
 use std::time::{Duration, Instant};
 
-use tokio::runtime::{Builder, Handle};
+use tokio::runtime::{Builder, Handle, Runtime};
 use tokio::time::{Sleep, Timeout};
 
 /// Both threads; `None` if either could not start.
@@ -42,14 +42,12 @@ pub(crate) struct Io {
 
 impl Io {
     fn start() -> std::io::Result<Io> {
-        let io = thread(
-            "cached-redis-io",
-            Builder::new_current_thread().enable_all(),
-        )?;
-        let timer = thread(
-            "cached-redis-timer",
-            Builder::new_current_thread().enable_time(),
-        )?;
+        let io = thread("cached-redis-io", || {
+            Builder::new_current_thread().enable_all().build()
+        })?;
+        let timer = thread("cached-redis-timer", || {
+            Builder::new_current_thread().enable_time().build()
+        })?;
         Ok(Io { io, timer })
     }
 
@@ -73,20 +71,27 @@ impl Io {
     }
 }
 
-/// Starts a thread running a runtime built by `builder`, for as long as
-/// the process lives, and returns the runtime's handle.
-fn thread(name: &str, builder: &mut Builder) -> std::io::Result<Handle> {
-    let runtime = builder.build()?;
-    let handle = runtime.handle().clone();
-    let (started, running) = mpsc::sync_channel(1);
+/// Starts a thread that builds a runtime with `build` and runs it for as
+/// long as the process lives; returns the runtime's handle. The runtime is
+/// built and dropped on its own thread only: dropping one inside a
+/// caller's async context would panic.
+fn thread(
+    name: &str,
+    build: impl FnOnce() -> std::io::Result<Runtime> + Send + 'static,
+) -> std::io::Result<Handle> {
+    let (handle_tx, handle_rx) = mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name(name.into())
-        .spawn(move || {
-            let _ = started.send(());
-            runtime.block_on(std::future::pending::<()>());
+        .spawn(move || match build() {
+            Ok(runtime) => {
+                let _ = handle_tx.send(Ok(runtime.handle().clone()));
+                runtime.block_on(std::future::pending::<()>());
+            }
+            Err(err) => {
+                let _ = handle_tx.send(Err(err));
+            }
         })?;
-    running
+    handle_rx
         .recv()
-        .map_err(|_| std::io::Error::other("a cache thread exited during start-up"))?;
-    Ok(handle)
+        .map_err(|_| std::io::Error::other("a cache thread exited during start-up"))?
 }

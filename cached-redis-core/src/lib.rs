@@ -17,8 +17,9 @@
 //!
 //! Inside, one module per concern: `call` owns a call's path (lookup,
 //! single-flight, body, store, write-behind), `redis` everything that
-//! talks to Redis (connection, commands, breaker, deadlines), `io` the one
-//! background thread both rely on, `runtime` the handle users hold.
+//! talks to Redis (connection, commands, breaker, deadlines), `io` the two
+//! background threads both rely on (I/O, timers), `runtime` the handle
+//! users hold.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -1,11 +1,13 @@
 //! The bounded in-memory cache: what serves with Redis off, and what Redis
 //! falls back to.
 
-use std::sync::Arc;
+use std::ops::{Range, RangeInclusive};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
+use moka::ops::compute::Op;
 use moka::sync::Cache;
 
 /// Sealed envelope bytes, shared between the memory cache, a write in
@@ -15,24 +17,29 @@ pub(crate) type Bytes = Arc<[u8]>;
 /// At most `capacity` entries, each expiring at its own TTL.
 pub(crate) struct MemoryStore {
     cache: Cache<Arc<[u8]>, Entry>,
-    /// The entries taken from Redis, by slot: a fingerprint of the last one
-    /// taken for the keys of each slot. A Redis hit whose entry memory took
-    /// already costs one atomic load instead of a lookup.
-    taken: Box<[AtomicU64]>,
+    taken: Taken,
 }
 
-/// Bounds on the slots of the taken-entries table, which has about as many
-/// slots as memory has room for entries.
-const TAKEN_SLOTS: std::ops::RangeInclusive<usize> = 1024..=1 << 20;
+/// Which entries memory took from Redis: per slot, a fingerprint of the last
+/// one taken for the keys of that slot, so a Redis hit whose entry memory
+/// holds already costs one atomic load instead of a lookup. Made on the
+/// first entry taken (never, with Redis off), with about as many slots as
+/// memory has room for entries.
+struct Taken {
+    slots: OnceLock<Box<[AtomicU64]>>,
+    len: usize,
+}
+
+/// Bounds on the number of slots of [`Taken`].
+const TAKEN_SLOTS: RangeInclusive<usize> = 1024..=1 << 20;
 
 /// An envelope's header: equal headers (digest, creation time, checksum of
 /// header and body), equal entries.
 const HEADER: usize = crate::envelope::HEADER_LEN;
 
-/// Header bytes that tell two entries of one key apart: the creation time
-/// and the checksum (of the whole header and the body).
-const CREATED_AT: std::ops::Range<usize> = 40..44;
-const CHECKSUM: std::ops::Range<usize> = 60..64;
+/// Where an envelope's header holds its creation time and its checksum.
+const CREATED_AT: Range<usize> = 40..48;
+const CHECKSUM: Range<usize> = 60..64;
 
 #[derive(Clone)]
 struct Entry {
@@ -66,47 +73,55 @@ impl MemoryStore {
             .expire_after(PerEntryTtl)
             .support_invalidation_closures()
             .build();
-        let slots = usize::try_from(capacity)
+        let len = usize::try_from(capacity)
             .unwrap_or(usize::MAX)
             .clamp(*TAKEN_SLOTS.start(), *TAKEN_SLOTS.end())
             .next_power_of_two();
         MemoryStore {
             cache,
-            taken: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            taken: Taken {
+                slots: OnceLock::new(),
+                len,
+            },
         }
     }
 
-    /// Whether memory holds this entry read from Redis (one with this
-    /// header) already. Usually answered by the table of taken entries, in
-    /// one atomic load; two keys sharing a slot cost a lookup.
-    pub(crate) fn holds(&self, key: &[u8], digest: &[u8; 32], header: &[u8]) -> bool {
-        let slot = self.slot(digest);
-        let print = fingerprint(header);
-        if slot.load(Ordering::Relaxed) == print {
+    /// Whether memory holds `entry`, read from Redis, already. Usually
+    /// answered by the table of taken entries; two keys sharing a slot cost
+    /// a lookup.
+    pub(crate) fn holds(&self, key: &[u8], digest: &[u8; 32], entry: &[u8]) -> bool {
+        let print = fingerprint(entry);
+        if self.taken.slot(digest).load(Ordering::Relaxed) == print {
             return true;
         }
         let held = self
             .lookup(key)
-            .is_some_and(|held| held.get(..HEADER) == header.get(..HEADER));
+            .is_some_and(|held| held.get(..HEADER) == entry.get(..HEADER));
         if held {
-            slot.store(print, Ordering::Relaxed);
+            self.taken.slot(digest).store(print, Ordering::Relaxed);
         }
         held
     }
 
-    /// Keeps `bytes`, a validated entry read from Redis, for `ttl`, and
-    /// notes that memory took it. An entry evicted since it was taken is not
-    /// taken again while Redis keeps serving it: the fallback is best effort.
-    pub(crate) fn take(&self, key: &[u8], digest: &[u8; 32], bytes: Bytes, ttl: Duration) {
-        let print = fingerprint(&bytes);
-        self.insert(key, bytes, ttl);
-        self.slot(digest).store(print, Ordering::Relaxed);
-    }
-
-    fn slot(&self, digest: &[u8; 32]) -> &AtomicU64 {
-        let bits = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]);
-        // The table's length is a power of two.
-        &self.taken[bits as usize & (self.taken.len() - 1)]
+    /// Keeps `entry`, read from Redis and validated, for `ttl` — unless
+    /// memory holds a newer entry of the key (its own value, computed since):
+    /// memory never goes back in time. An entry evicted since it was taken
+    /// is not taken again while Redis keeps serving it: the fallback is best
+    /// effort.
+    pub(crate) fn take(&self, key: &[u8], digest: &[u8; 32], entry: Bytes, ttl: Duration) {
+        let (print, created) = (fingerprint(&entry), created_at(&entry));
+        let slot = self.taken.slot(digest);
+        // Under the key's lock: concurrent takes of one key cannot leave
+        // memory and the table disagreeing.
+        self.cache
+            .entry(Arc::from(key))
+            .and_compute_with(|held| match held {
+                Some(held) if created_at(&held.value().bytes) > created => Op::Nop,
+                _ => {
+                    slot.store(print, Ordering::Relaxed);
+                    Op::Put(Entry { bytes: entry, ttl })
+                }
+            });
     }
 
     /// The bytes under `key`, unless absent or expired.
@@ -136,15 +151,32 @@ impl MemoryStore {
     }
 }
 
-/// Never 0, the empty slot's value.
-fn fingerprint(header: &[u8]) -> u64 {
-    let word = |range: std::ops::Range<usize>| {
-        header
-            .get(range)
-            .and_then(|bytes| bytes.try_into().ok())
-            .map_or(0, u32::from_le_bytes)
-    };
-    (u64::from(word(CREATED_AT)) << 32 | u64::from(word(CHECKSUM))).max(1)
+impl Taken {
+    fn slot(&self, digest: &[u8; 32]) -> &AtomicU64 {
+        let slots = self
+            .slots
+            .get_or_init(|| (0..self.len).map(|_| AtomicU64::new(0)).collect());
+        let bits = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]);
+        // `len` is a power of two.
+        &slots[bits as usize & (self.len - 1)]
+    }
+}
+
+/// An entry's creation time and checksum, never 0 (the empty slot's value).
+fn fingerprint(entry: &[u8]) -> u64 {
+    let checksum = entry
+        .get(CHECKSUM)
+        .and_then(|bytes| bytes.try_into().ok())
+        .map_or(0, u32::from_le_bytes);
+    (created_at(entry) << 32 ^ u64::from(checksum)).max(1)
+}
+
+/// An entry's creation time, Unix milliseconds (0 if it has no header).
+fn created_at(entry: &[u8]) -> u64 {
+    entry
+        .get(CREATED_AT)
+        .and_then(|bytes| bytes.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
 }
 
 #[cfg(test)]
@@ -199,6 +231,8 @@ mod tests {
         assert!(store.holds(b"other", &digest, &sealed(9, 9)));
         store.take(b"k", &digest, sealed(2, 1), Duration::from_secs(60));
         assert_eq!(store.lookup(b"k"), Some(sealed(2, 1)), "replaced");
+        store.take(b"k", &digest, sealed(1, 5), Duration::from_secs(60));
+        assert_eq!(store.lookup(b"k"), Some(sealed(2, 1)), "never back in time");
     }
 
     #[test]

@@ -106,19 +106,27 @@ impl Runtime {
         let prefix = domain_prefix(&config.namespace, version, domain);
         Operation::new(async move {
             let prefix = prefix?;
-            if let Some(memory) = &path.memory {
-                memory.remove_prefix(prefix.as_bytes());
-            }
-            path.in_flight.forget_prefix(prefix.as_bytes());
+            let forget_locally = || {
+                if let Some(memory) = &path.memory {
+                    memory.remove_prefix(prefix.as_bytes());
+                }
+                path.in_flight.forget_prefix(prefix.as_bytes());
+            };
+            forget_locally();
             let Some(redis) = &path.redis else {
                 return Ok(0);
             };
             // A write started before the clear must not land after the walk
             // passed its key: let those finish first. Each has the operation
-            // deadline; on a busy system new writes keep coming, so the
-            // wait is bounded rather than until none is left.
+            // deadline once the I/O thread runs it; on a busy system new
+            // writes keep coming, so the wait is bounded rather than until
+            // none is left.
             redis.flush(config.redis_timeout.saturating_mul(2)).await;
-            Ok(redis.clear(&prefix).await?)
+            let removed = redis.clear(&prefix).await?;
+            // Calls meanwhile may have taken pre-clear entries from Redis
+            // into memory.
+            forget_locally();
+            Ok(removed)
         })
     }
 
@@ -127,7 +135,7 @@ impl Runtime {
     /// it, or [`wait`](Operation::wait) for it in sync code.
     ///
     /// ```
-    /// # use std::time::{Duration, Instant};
+    /// # use std::time::Duration;
     /// # let runtime = cached_redis_core::Runtime::new(Default::default());
     /// assert!(runtime.flush(Duration::from_secs(5)).wait());
     /// ```
@@ -174,7 +182,7 @@ impl<'a, T> Operation<'a, T> {
     /// short has removed some of the domain's keys, not all.
     ///
     /// ```
-    /// # use std::time::{Duration, Instant};
+    /// # use std::time::Duration;
     /// # let runtime = cached_redis_core::Runtime::new(Default::default());
     /// let removed = runtime.clear("natal", "v1").wait_for(Duration::from_secs(30));
     /// assert!(matches!(removed, Some(Ok(0))));

@@ -15,9 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct CacheStats {
     /// Calls served from Redis.
     pub redis_hits: u64,
-    /// Redis reads that found no value. Usually one per computed call; a
-    /// call that learns a concurrent call stored its key meanwhile reads
-    /// once more before computing.
+    /// Redis reads that found no value (the call then computed, or shared a
+    /// concurrent call's value).
     pub redis_misses: u64,
     /// Calls served from the memory cache.
     pub memory_hits: u64,

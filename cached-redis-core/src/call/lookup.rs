@@ -148,6 +148,14 @@ impl CallPath {
         None
     }
 
+    /// For a leader whose key was stored by this process since its lookup
+    /// began: the value is among the writes in flight, or, written already,
+    /// in memory. Local only — a sick Redis costs no second deadline.
+    pub(super) fn landed<T: DeserializeOwned>(&self, call: &Call<'_>) -> Option<Found<T>> {
+        self.in_flight(call)
+            .or_else(|| self.in_memory(call, Outcome::MemoryHit))
+    }
+
     fn in_flight<T: DeserializeOwned>(&self, call: &Call<'_>) -> Option<Found<T>> {
         let bytes = self.in_flight.get(call.key.as_bytes())?;
         let opened = open_own(&bytes, &call.key).ok()?;

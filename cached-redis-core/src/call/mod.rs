@@ -162,7 +162,7 @@ impl CallPath {
             match self.flights.join(call.key.as_bytes()) {
                 Role::Lead(leader) => {
                     if self.flights.landed_since(call.key.digest(), mark)
-                        && let Some(found) = self.lookup::<P::Stored>(&call).await
+                        && let Some(found) = self.landed::<P::Stored>(&call)
                     {
                         leader.land(Some(found.sealed.into_bytes()));
                         return (policy.restore(found.value), found.outcome);

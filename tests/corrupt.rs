@@ -86,6 +86,9 @@ async fn test_redis_corrupt_payload() {
     ];
     let mut conn = server.connection();
     for (i, (what, plant)) in cases.into_iter().enumerate() {
+        // Our own last write is done: until then it is read from the
+        // writes in flight (read-your-writes), not from Redis.
+        assert!(rt.flush(SETTLE).await, "{what}: earlier write finished");
         let () = redis::cmd("DEL").arg(&key).query(&mut conn).unwrap();
         let _: () = match &plant {
             Plant::Bytes(bytes) => redis::cmd("SET")

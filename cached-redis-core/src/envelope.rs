@@ -91,10 +91,23 @@ pub struct Envelope<'a> {
 /// # Ok::<(), cached_redis_core::advanced::envelope::EnvelopeError>(())
 /// ```
 pub fn seal(digest: &[u8; 32], codec: u8, ttl: Duration, body: &[u8]) -> Vec<u8> {
-    let created_at_ms = SystemTime::now()
+    seal_at(digest, codec, ttl, body, now_ms())
+}
+
+/// The clock envelopes are stamped with: Unix milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    seal_at(digest, codec, ttl, body, created_at_ms)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// What tells two entries of one key apart without opening them: creation
+/// time and checksum, read from a header (zeros where bytes are missing).
+pub(crate) fn stamp(bytes: &[u8]) -> (u64, u32) {
+    match bytes.first_chunk::<HEADER_LEN>() {
+        Some(header) => (u64_at(header, 40), u32_at(header, 60)),
+        None => (0, 0),
+    }
 }
 
 pub(crate) fn seal_at(

@@ -1,7 +1,7 @@
 //! The bounded in-memory cache: what serves with Redis off, and what Redis
 //! falls back to.
 
-use std::ops::{Range, RangeInclusive};
+use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use moka::Expiry;
 use moka::ops::compute::Op;
 use moka::sync::Cache;
+
+use crate::envelope;
 
 /// Sealed envelope bytes, shared between the memory cache, a write in
 /// flight and the callers waiting on a flight.
@@ -35,11 +37,7 @@ const TAKEN_SLOTS: RangeInclusive<usize> = 1024..=1 << 20;
 
 /// An envelope's header: equal headers (digest, creation time, checksum of
 /// header and body), equal entries.
-const HEADER: usize = crate::envelope::HEADER_LEN;
-
-/// Where an envelope's header holds its creation time and its checksum.
-const CREATED_AT: Range<usize> = 40..48;
-const CHECKSUM: Range<usize> = 60..64;
+const HEADER: usize = envelope::HEADER_LEN;
 
 #[derive(Clone)]
 struct Entry {
@@ -164,19 +162,13 @@ impl Taken {
 
 /// An entry's creation time and checksum, never 0 (the empty slot's value).
 fn fingerprint(entry: &[u8]) -> u64 {
-    let checksum = entry
-        .get(CHECKSUM)
-        .and_then(|bytes| bytes.try_into().ok())
-        .map_or(0, u32::from_le_bytes);
-    (created_at(entry) << 32 ^ u64::from(checksum)).max(1)
+    let (created_at, checksum) = envelope::stamp(entry);
+    (created_at << 32 ^ u64::from(checksum)).max(1)
 }
 
 /// An entry's creation time, Unix milliseconds (0 if it has no header).
 fn created_at(entry: &[u8]) -> u64 {
-    entry
-        .get(CREATED_AT)
-        .and_then(|bytes| bytes.try_into().ok())
-        .map_or(0, u64::from_le_bytes)
+    envelope::stamp(entry).0
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! next write.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
@@ -199,10 +199,7 @@ impl CallPath {
         if memory.holds(key, digest, &bytes) {
             return Sealed::Read(bytes);
         }
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let age = Duration::from_millis(now_ms.saturating_sub(opened.created_at_ms));
+        let age = Duration::from_millis(envelope::now_ms().saturating_sub(opened.created_at_ms));
         match opened.ttl.checked_sub(age).filter(|left| !left.is_zero()) {
             Some(left) => {
                 let bytes: Bytes = bytes.into();

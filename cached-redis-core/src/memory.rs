@@ -6,9 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use moka::Expiry;
-use moka::ops::compute::Op;
-use moka::sync::Cache;
+use quick_cache::sync::{Cache, EntryAction, EntryResult};
 
 use crate::envelope;
 
@@ -17,8 +15,15 @@ use crate::envelope;
 pub(crate) type Bytes = Arc<[u8]>;
 
 /// At most `capacity` entries, each expiring at its own TTL.
+///
+/// `quick_cache` rather than `moka`: a hit here is the whole cost of a call
+/// with Redis off, and its lookup (a shard's read lock, no clock, no
+/// bookkeeping queue) is a few times cheaper (`docs/performance.md`).
+/// It has no TTLs of its own: an entry carries its deadline, a lookup
+/// past it finds nothing and removes it, and an expired entry nobody asks
+/// for again is evicted like any cold one.
 pub(crate) struct MemoryStore {
-    cache: Cache<Arc<[u8]>, Entry>,
+    cache: Cache<Vec<u8>, Entry>,
     taken: Taken,
 }
 
@@ -42,41 +47,36 @@ const HEADER: usize = envelope::HEADER_LEN;
 #[derive(Clone)]
 struct Entry {
     bytes: Bytes,
-    ttl: Duration,
+    expires: Instant,
 }
 
-struct PerEntryTtl;
+const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
-impl Expiry<Arc<[u8]>, Entry> for PerEntryTtl {
-    fn expire_after_create(&self, _: &Arc<[u8]>, entry: &Entry, _: Instant) -> Option<Duration> {
-        Some(entry.ttl)
+impl Entry {
+    fn new(bytes: Bytes, ttl: Duration) -> Entry {
+        let now = Instant::now();
+        // A TTL past what the clock can count is cut to a century.
+        let expires = [ttl, CENTURY]
+            .into_iter()
+            .find_map(|ttl| now.checked_add(ttl))
+            .unwrap_or(now);
+        Entry { bytes, expires }
     }
 
-    fn expire_after_update(
-        &self,
-        _: &Arc<[u8]>,
-        entry: &Entry,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(entry.ttl)
+    fn live(&self, now: Instant) -> bool {
+        now < self.expires
     }
 }
 
 impl MemoryStore {
     /// A store bounded to `capacity` entries.
     pub(crate) fn new(capacity: u64) -> Self {
-        let cache = Cache::builder()
-            .max_capacity(capacity)
-            .expire_after(PerEntryTtl)
-            .support_invalidation_closures()
-            .build();
-        let len = usize::try_from(capacity)
-            .unwrap_or(usize::MAX)
+        let items = usize::try_from(capacity).unwrap_or(usize::MAX);
+        let len = items
             .clamp(*TAKEN_SLOTS.start(), *TAKEN_SLOTS.end())
             .next_power_of_two();
         MemoryStore {
-            cache,
+            cache: Cache::new(items),
             taken: Taken {
                 slots: OnceLock::new(),
                 len,
@@ -105,47 +105,53 @@ impl MemoryStore {
     /// memory holds a newer entry of the key (its own value, computed since):
     /// memory never goes back in time. An entry evicted since it was taken
     /// is not taken again while Redis keeps serving it: the fallback is best
-    /// effort.
+    /// effort, and so is a take that would wait for another one of the key.
     pub(crate) fn take(&self, key: &[u8], digest: &[u8; 32], entry: Bytes, ttl: Duration) {
         let (print, created) = (fingerprint(&entry), created_at(&entry));
         let slot = self.taken.slot(digest);
-        // Under the key's lock: concurrent takes of one key cannot leave
+        let mut new = Some(Entry::new(entry, ttl));
+        // Under the shard's lock: concurrent takes of one key cannot leave
         // memory and the table disagreeing.
-        self.cache
-            .entry(Arc::from(key))
-            .and_compute_with(|held| match held {
-                Some(held) if created_at(&held.value().bytes) > created => Op::Nop,
-                _ => {
-                    slot.store(print, Ordering::Relaxed);
-                    Op::Put(Entry { bytes: entry, ttl })
-                }
-            });
+        let result = self.cache.entry(key, Some(Duration::ZERO), |_, held| {
+            let newer_held = held.live(Instant::now()) && created_at(&held.bytes) > created;
+            if let Some(new) = new.take().filter(|_| !newer_held) {
+                *held = new;
+                slot.store(print, Ordering::Relaxed);
+            }
+            EntryAction::Retain(())
+        });
+        if let (EntryResult::Vacant(guard), Some(new)) = (result, new) {
+            slot.store(print, Ordering::Relaxed);
+            // Fails only if a `clear` removed the placeholder meanwhile.
+            let _ = guard.insert(new);
+        }
     }
 
     /// The bytes under `key`, unless absent or expired.
     pub(crate) fn lookup(&self, key: &[u8]) -> Option<Bytes> {
-        self.cache.get(key).map(|entry| entry.bytes)
+        let entry = self.cache.get(key)?;
+        let now = Instant::now();
+        if entry.live(now) {
+            return Some(entry.bytes);
+        }
+        self.cache.remove_if(key, |entry| !entry.live(now));
+        None
     }
 
     /// Stores `bytes` under `key` until `ttl` passes (or eviction).
     pub(crate) fn insert(&self, key: &[u8], bytes: Bytes, ttl: Duration) {
-        self.cache.insert(Arc::from(key), Entry { bytes, ttl });
+        self.cache.insert(key.to_vec(), Entry::new(bytes, ttl));
     }
 
     /// Removes every key starting with `prefix`.
     pub(crate) fn remove_prefix(&self, prefix: &[u8]) {
-        let prefix: Arc<[u8]> = Arc::from(prefix);
-        // Only fails when invalidation closures are not enabled, which `new` does.
-        let _ = self
-            .cache
-            .invalidate_entries_if(move |key, _| key.starts_with(&prefix));
+        self.cache.retain(|key, _| !key.starts_with(prefix));
     }
 
-    /// Entries currently held (approximate while evictions are pending).
+    /// Entries currently held.
     #[cfg(test)]
-    fn len(&self) -> u64 {
-        self.cache.run_pending_tasks();
-        self.cache.entry_count()
+    fn len(&self) -> usize {
+        self.cache.len()
     }
 }
 

@@ -19,7 +19,7 @@ use super::{Call, CallPath};
 use crate::codec::{Codec, Postcard};
 use crate::envelope::{self, EnvelopeError};
 use crate::io::io;
-use crate::key::CacheKey;
+use crate::key::CallKey;
 use crate::memory::Bytes;
 use crate::redis::RedisError;
 use crate::telemetry::{Outcome, Read};
@@ -54,7 +54,7 @@ pub(super) struct Opened<T> {
 }
 
 /// Validates `bytes` read from Redis as an entry of `key` and decodes its value.
-fn open<T: DeserializeOwned>(bytes: &[u8], key: &CacheKey) -> Result<Opened<T>, Invalid> {
+fn open<T: DeserializeOwned>(bytes: &[u8], key: &CallKey<'_>) -> Result<Opened<T>, Invalid> {
     decoded(envelope::open(bytes, key.digest(), Postcard::ID)?)
 }
 
@@ -62,7 +62,7 @@ fn open<T: DeserializeOwned>(bytes: &[u8], key: &CacheKey) -> Result<Opened<T>, 
 /// `envelope::open_own`).
 pub(super) fn open_own<T: DeserializeOwned>(
     bytes: &[u8],
-    key: &CacheKey,
+    key: &CallKey<'_>,
 ) -> Result<Opened<T>, Invalid> {
     decoded(envelope::open_own(bytes, key.digest(), Postcard::ID)?)
 }
@@ -171,19 +171,14 @@ impl CallPath {
         call: &Call<'_>,
         outcome: Outcome,
     ) -> Option<Found<T>> {
-        let bytes = self.memory.as_ref()?.lookup(call.key.as_bytes())?;
-        match open_own(&bytes, &call.key) {
-            Ok(opened) => Some(Found {
-                value: opened.value,
-                outcome,
-                sealed: Sealed::Shared(bytes),
-            }),
-            Err(reason) => {
-                // Only a truncated-hash collision gets here: two inputs, one key.
-                tracing::debug!(key = call.key.hash(), %reason, "memory entry rejected");
-                None
-            }
-        }
+        // Held under the call's exact input: no digest to compare.
+        let bytes = self.memory.as_ref()?.lookup(call.key.exact())?;
+        let opened = decoded(envelope::open_held(&bytes, Postcard::ID).ok()?).ok()?;
+        Some(Found {
+            value: opened.value,
+            outcome,
+            sealed: Sealed::Shared(bytes),
+        })
     }
 
     /// Keeps a value read from Redis in memory for as long as it has left,
@@ -195,7 +190,7 @@ impl CallPath {
         let Some(memory) = &self.memory else {
             return Sealed::Read(bytes);
         };
-        let (key, digest) = (call.key.as_bytes(), call.key.digest());
+        let (key, digest) = (call.key.exact(), call.key.digest());
         if memory.holds(key, digest, &bytes) {
             return Sealed::Read(bytes);
         }

@@ -30,8 +30,7 @@ pub use self::site::Site;
 pub(crate) use self::store::InFlight;
 use self::trace::Trace;
 use crate::config::Config;
-use crate::key::CacheKey;
-use crate::key::KeyInput;
+use crate::key::{CallKey, KeyInput};
 use crate::memory::MemoryStore;
 use crate::policy::Policy;
 use crate::redis::Redis;
@@ -53,7 +52,7 @@ pub(crate) struct CallPath {
 
 /// One call, once its key is built.
 struct Call<'a> {
-    key: CacheKey,
+    key: CallKey<'a>,
     ttl: Duration,
     stats: &'a Arc<Domain>,
 }
@@ -192,7 +191,7 @@ impl CallPath {
 
     /// Builds the call's key, or `None` when the cache must be bypassed.
     fn prepare<'a, P: Policy>(
-        &self,
+        &'a self,
         site: &'static Site,
         input: KeyInput,
         stats: &'a Arc<Domain>,

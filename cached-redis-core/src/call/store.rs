@@ -88,7 +88,7 @@ impl CallPath {
         };
         let bytes: Bytes = envelope::seal(call.key.digest(), Postcard::ID, call.ttl, &body).into();
         if let Some(memory) = &self.memory {
-            memory.insert(call.key.as_bytes(), Arc::clone(&bytes), call.ttl);
+            memory.insert(call.key.exact(), Arc::clone(&bytes), call.ttl);
         }
         let write = self.write_behind(call, &bytes);
         // After the value is where a lookup finds it (memory, or the writes

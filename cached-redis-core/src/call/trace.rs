@@ -9,7 +9,7 @@ use std::time::Instant;
 use tracing::field::Empty;
 
 use super::Site;
-use crate::key::CacheKey;
+use crate::key::CallKey;
 use crate::telemetry::Outcome;
 
 pub(super) struct Trace {
@@ -48,7 +48,7 @@ impl Trace {
     }
 
     /// Shows the call's key (its hash part) on the span.
-    pub(super) fn record_key(&self, key: &CacheKey) {
+    pub(super) fn record_key(&self, key: &CallKey<'_>) {
         if !self.span.is_disabled() {
             self.span.record("key", key.hash());
         }

@@ -19,7 +19,7 @@ pub(super) struct Input<'a, G, S> {
     pub(super) generics: G,
     pub(super) schema: Option<&'a [u8; 32]>,
     pub(super) segments: S,
-    pub(super) parts: &'a mut Parts,
+    pub(super) parts: &'a Parts,
 }
 
 impl<'a, G, S> Input<'a, G, S>
@@ -27,6 +27,7 @@ where
     G: ExactSizeIterator<Item = &'a str> + Clone,
     S: ExactSizeIterator<Item = &'a str> + Clone,
 {
+    /// The key; `parts` must be [`Parts::frame`]d.
     pub(super) fn key(self, hash_len: usize) -> CacheKey {
         let head = self.head();
         tail(
@@ -60,12 +61,12 @@ pub(super) fn tail<'a>(
     mut hasher: Sha256,
     labels: [&str; 3],
     segments: impl ExactSizeIterator<Item = &'a str> + Clone,
-    parts: &mut Parts,
+    parts: &Parts,
     hash_len: usize,
 ) -> CacheKey {
     if segments.len() == 0 {
         // Segment count and framed parts, in one piece.
-        hasher.update(parts.framed_after_count(0));
+        hasher.update(parts.framed_after_no_segments());
     } else {
         hasher.update((segments.len() as u64).to_le_bytes());
         for segment in segments.clone() {
@@ -101,18 +102,22 @@ impl Parts {
         &mut self.0
     }
 
-    /// The parts framed (`len as u64 LE` + bytes).
-    fn framed(&mut self) -> &[u8] {
+    /// Writes the frame in front of the parts: a segment count of 0, then
+    /// the parts' length. Called once all parts are in, before reading them.
+    pub(super) fn frame(&mut self) {
         self.header();
         let len = (self.0.len() - PARTS_HEADER) as u64;
+        self.0[..8].copy_from_slice(&0_u64.to_le_bytes());
         self.0[8..PARTS_HEADER].copy_from_slice(&len.to_le_bytes());
-        &self.0[8..]
     }
 
-    /// `count as u64 LE`, then the parts framed.
-    fn framed_after_count(&mut self, count: u64) -> &[u8] {
-        self.framed();
-        self.0[..8].copy_from_slice(&count.to_le_bytes());
+    /// The parts framed (`len as u64 LE` + bytes), once [`Parts::frame`]d.
+    pub(super) fn framed(&self) -> &[u8] {
+        self.0.get(8..).unwrap_or_default()
+    }
+
+    /// A segment count of 0, then the parts framed.
+    fn framed_after_no_segments(&self) -> &[u8] {
         &self.0
     }
 

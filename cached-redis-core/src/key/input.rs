@@ -37,6 +37,8 @@ pub(crate) struct Head {
 #[derive(Default)]
 struct Scratch {
     parts: Parts,
+    /// The call's exact input, see [`CallKey::exact`].
+    exact: Vec<u8>,
     generics: Vec<&'static str>,
     segments: String,
     segment_ends: Vec<usize>,
@@ -91,18 +93,92 @@ impl KeyInput {
         scratch.segment_ends.push(scratch.segments.len());
     }
 
-    /// The key under `namespace` (checked when the configuration was built)
-    /// for a value of the fingerprinted type.
-    pub(crate) fn finish(
+    /// The call's key under `namespace` (checked when the configuration
+    /// was built) for a value of the fingerprinted type.
+    pub(crate) fn finish<'a>(
         mut self,
-        namespace: &str,
+        namespace: &'a str,
         schema: &[u8; 32],
-    ) -> Result<CacheKey, KeyError> {
+    ) -> Result<CallKey<'a>, KeyError> {
         if let Some(err) = self.failed.take() {
             return Err(err);
         }
         let shape = self.shape;
         let scratch = self.scratch();
+        scratch.parts.frame();
+        // The exact input, after the domain's prefix (so `clear` finds it).
+        // The site is told by its address: memory lives in this process.
+        let exact = &mut scratch.exact;
+        exact.clear();
+        for label in [namespace, shape.version, shape.domain] {
+            exact.extend_from_slice(label.as_bytes());
+            exact.push(b':');
+        }
+        exact.extend_from_slice(&(std::ptr::from_ref(shape) as usize).to_le_bytes());
+        exact.extend_from_slice(schema);
+        exact.extend_from_slice(&(scratch.generics.len() as u64).to_le_bytes());
+        for type_name in &scratch.generics {
+            frame(exact, type_name.as_bytes());
+        }
+        frame(exact, scratch.segments.as_bytes());
+        exact.extend_from_slice(&(scratch.segment_ends.len() as u64).to_le_bytes());
+        for end in &scratch.segment_ends {
+            exact.extend_from_slice(&(*end as u64).to_le_bytes());
+        }
+        exact.extend_from_slice(scratch.parts.framed());
+        Ok(CallKey {
+            input: self,
+            namespace,
+            schema: *schema,
+            hashed: OnceLock::new(),
+        })
+    }
+}
+
+fn frame(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// One call's key. Memory finds entries by the call's exact input, so a
+/// memory hit hashes nothing; Redis, flights and envelopes need the
+/// [`CacheKey`] and its digest, made on first use.
+pub(crate) struct CallKey<'a> {
+    input: KeyInput,
+    namespace: &'a str,
+    schema: [u8; 32],
+    hashed: OnceLock<CacheKey>,
+}
+
+impl CallKey<'_> {
+    /// The call's exact input, prefixed with its domain's key prefix: what
+    /// the memory cache is keyed by. Equal bytes, equal inputs — no
+    /// truncated hash can collide here.
+    pub(crate) fn exact(&self) -> &[u8] {
+        self.input.scratch.as_ref().map_or(&[][..], |s| &s.exact)
+    }
+
+    /// The Redis key and digest, hashed on first use.
+    pub(crate) fn key(&self) -> &CacheKey {
+        self.hashed.get_or_init(|| self.compute())
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.key().as_bytes()
+    }
+
+    pub(crate) fn digest(&self) -> &[u8; 32] {
+        self.key().digest()
+    }
+
+    pub(crate) fn hash(&self) -> &str {
+        self.key().hash()
+    }
+
+    fn compute(&self) -> CacheKey {
+        let (shape, namespace, schema) = (self.input.shape, self.namespace, &self.schema);
+        let empty = Scratch::default();
+        let scratch = self.input.scratch.as_deref().unwrap_or(&empty);
         let segments = SegmentIter {
             text: &scratch.segments,
             ends: &scratch.segment_ends,
@@ -116,13 +192,7 @@ impl KeyInput {
             && head.schema == *schema
         {
             let state = head.state.clone();
-            return Ok(tail(
-                state,
-                labels,
-                segments,
-                &mut scratch.parts,
-                shape.hash_len,
-            ));
+            return tail(state, labels, segments, &scratch.parts, shape.hash_len);
         }
         let input = Input {
             namespace,
@@ -132,10 +202,10 @@ impl KeyInput {
             generics: scratch.generics.iter().copied(),
             schema: Some(schema),
             segments,
-            parts: &mut scratch.parts,
+            parts: &scratch.parts,
         };
         if !scratch.generics.is_empty() {
-            return Ok(input.key(shape.hash_len));
+            return input.key(shape.hash_len);
         }
         let state = input.head();
         let _ = shape.head.set(Head {
@@ -143,13 +213,7 @@ impl KeyInput {
             schema: *schema,
             state: state.clone(),
         });
-        Ok(tail(
-            state,
-            labels,
-            input.segments,
-            input.parts,
-            shape.hash_len,
-        ))
+        tail(state, labels, input.segments, input.parts, shape.hash_len)
     }
 }
 
@@ -158,10 +222,13 @@ impl Drop for KeyInput {
         let Some(mut scratch) = self.scratch.take() else {
             return;
         };
-        if scratch.parts.capacity() + scratch.segments.capacity() > KEEP_SCRATCH {
+        if scratch.parts.capacity() + scratch.exact.capacity() + scratch.segments.capacity()
+            > KEEP_SCRATCH
+        {
             return;
         }
         scratch.parts.clear();
+        scratch.exact.clear();
         scratch.generics.clear();
         scratch.segments.clear();
         scratch.segment_ends.clear();

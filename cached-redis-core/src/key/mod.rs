@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use self::hash::{Input, Parts};
 pub use self::input::KeyInput;
-pub(crate) use self::input::KeyShape;
+pub(crate) use self::input::{CallKey, KeyShape};
 use self::text::KeyText;
 
 /// The namespace used when none is configured (`CACHE_NAMESPACE`).
@@ -274,6 +274,7 @@ impl KeyBuilder {
     /// Validates the pieces and produces the key.
     pub fn build(&self) -> Result<CacheKey, KeyError> {
         let mut parts = self.parts.clone();
+        parts.frame();
         check_labels(&self.namespace, &self.version, &self.domain)?;
         if !is_valid_hash_len(self.hash_len) {
             return Err(KeyError::InvalidHashLen(self.hash_len));
@@ -286,7 +287,7 @@ impl KeyBuilder {
             generics: self.generics.iter().map(String::as_str),
             schema: self.schema.as_ref(),
             segments: self.segments.iter().map(String::as_str),
-            parts: &mut parts,
+            parts: &parts,
         }
         .key(self.hash_len))
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::duration::parse_duration;
 use crate::key::{DEFAULT_NAMESPACE, is_valid_label};
+use crate::redis::{Credentials, Secret};
 
 /// Default `REDIS_URL`.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -55,6 +56,16 @@ pub enum ConfigError {
         /// The parser's complaint.
         reason: String,
     },
+    /// A file named by a setting cannot be read or holds no usable PEM.
+    #[error("{name}: {path}: {reason}")]
+    InvalidFile {
+        /// The variable naming the file, e.g. `REDIS_CA_CERT`.
+        name: &'static str,
+        /// The file.
+        path: String,
+        /// What is wrong with it (never its contents).
+        reason: String,
+    },
     /// A value set in code is out of range.
     #[error("{name} is invalid: expected {expected}")]
     InvalidSetting {
@@ -95,6 +106,7 @@ pub struct Config {
     pub(crate) breaker_open: Duration,
     pub(crate) single_flight_wait: Duration,
     pub(crate) max_pending_writes: usize,
+    pub(crate) credentials: Credentials,
 }
 
 impl Default for Config {
@@ -114,6 +126,7 @@ impl Default for Config {
             breaker_open: DEFAULT_BREAKER_OPEN,
             single_flight_wait: DEFAULT_SINGLE_FLIGHT_WAIT,
             max_pending_writes: DEFAULT_MAX_PENDING_WRITES,
+            credentials: Credentials::default(),
         }
     }
 }
@@ -163,6 +176,25 @@ impl Config {
         }
         if let Some((_, value)) = var("REDIS_URL") {
             builder = builder.redis_url(value);
+        }
+        if let Some((_, value)) = var("REDIS_USERNAME") {
+            builder = builder.redis_username(value);
+        }
+        // Not trimmed or filtered when blank: a password is taken as given.
+        if let Some(value) = lookup("REDIS_PASSWORD").filter(|v| !v.is_empty()) {
+            builder = builder.redis_password(value);
+        }
+        if let Some((_, value)) = var("REDIS_CA_CERT") {
+            builder = builder.redis_ca_cert(value);
+        }
+        if let (Some((_, cert)), Some((_, key))) =
+            (var("REDIS_CLIENT_CERT"), var("REDIS_CLIENT_KEY"))
+        {
+            builder = builder.redis_client_cert(cert, key);
+        } else if let Some((_, cert)) = var("REDIS_CLIENT_CERT") {
+            builder.config.credentials.client_cert = Some(cert.into());
+        } else if let Some((_, key)) = var("REDIS_CLIENT_KEY") {
+            builder.config.credentials.client_key = Some(key.into());
         }
         if let Some((_, value)) = var("CACHE_NAMESPACE") {
             builder = builder.namespace(value);
@@ -274,6 +306,7 @@ impl fmt::Debug for Config {
             .field("breaker_open", &self.breaker_open)
             .field("single_flight_wait", &self.single_flight_wait)
             .field("max_pending_writes", &self.max_pending_writes)
+            .field("credentials", &self.credentials)
             .finish()
     }
 }
@@ -293,6 +326,34 @@ impl ConfigBuilder {
     /// Sets the Redis URL, e.g. `redis://:password@host:6379/0`.
     pub fn redis_url(mut self, url: impl Into<String>) -> Self {
         self.config.redis_url = url.into();
+        self
+    }
+    /// Sets the username to authenticate as (an ACL user); wins over the URL's.
+    pub fn redis_username(mut self, username: impl Into<String>) -> Self {
+        self.config.credentials.username = Some(username.into());
+        self
+    }
+    /// Sets the password to authenticate with; wins over the URL's, so a
+    /// secret store's value need not be spliced into a URL. Never printed.
+    pub fn redis_password(mut self, password: impl Into<String>) -> Self {
+        self.config.credentials.password = Some(Secret(password.into()));
+        self
+    }
+    /// Trusts the CAs in this PEM file (instead of the system's roots) for
+    /// `rediss://` connections (`REDIS_CA_CERT`).
+    pub fn redis_ca_cert(mut self, pem_file: impl Into<std::path::PathBuf>) -> Self {
+        self.config.credentials.ca_cert = Some(pem_file.into());
+        self
+    }
+    /// Presents this client certificate and key (PEM files) to `rediss://`
+    /// servers that require one (`REDIS_CLIENT_CERT`, `REDIS_CLIENT_KEY`).
+    pub fn redis_client_cert(
+        mut self,
+        cert_file: impl Into<std::path::PathBuf>,
+        key_file: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.config.credentials.client_cert = Some(cert_file.into());
+        self.config.credentials.client_key = Some(key_file.into());
         self
     }
     /// Sets the key namespace (`[A-Za-z0-9_.-]+`).
@@ -362,13 +423,8 @@ impl ConfigBuilder {
         url_name: &'static str,
         namespace_name: &'static str,
     ) -> Result<Config, ConfigError> {
-        let config = self.config;
-        if let Err(err) = redis::Client::open(config.redis_url.as_str()) {
-            return Err(ConfigError::InvalidRedisUrl {
-                name: url_name,
-                reason: err.to_string(),
-            });
-        }
+        let mut config = self.config;
+        config.credentials.load(&config.redis_url, url_name)?;
         if !is_valid_label(&config.namespace) {
             return Err(ConfigError::InvalidVar {
                 name: namespace_name,

@@ -13,6 +13,8 @@
 //!   immediately, to prove that a code path never even tried to connect.
 //! - [`Blackhole`] accepts connections and never answers, to exercise
 //!   timeouts.
+//! - [`Pki`] makes a CA and certificates signed by it, for TLS servers
+//!   ([`RedisServerBuilder::tls`]) and clients.
 //! - [`refused_url`] gives a URL where nothing listens.
 //! - [`wait_until`] polls a condition, so tests need no fixed sleeps.
 //!
@@ -32,6 +34,7 @@
 //! ```
 
 mod listeners;
+mod pki;
 mod server;
 
 use std::net::TcpListener;
@@ -39,6 +42,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use listeners::{Blackhole, ConnectionRecorder};
+pub use pki::{Pem, Pki, PkiFiles};
 pub use server::{RedisServer, RedisServerBuilder};
 
 /// Returns a `redis://127.0.0.1:PORT/` URL where nothing listens, so

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::{Client, Connection, RedisResult};
 
-use crate::free_port;
+use crate::{PkiFiles, free_port};
 
 /// How many fresh ports `start` tries before giving up. A port found free
 /// can be taken by a parallel test before redis-server binds it.
@@ -51,6 +51,7 @@ const ADDRESS_IN_USE: &str = "Address already in use";
 #[derive(Debug, Clone)]
 pub struct RedisServerBuilder {
     password: Option<String>,
+    tls: Option<Tls>,
     extra_args: Vec<String>,
     program: String,
 }
@@ -59,6 +60,7 @@ impl Default for RedisServerBuilder {
     fn default() -> Self {
         Self {
             password: None,
+            tls: None,
             extra_args: Vec::new(),
             program: "redis-server".to_owned(),
         }
@@ -71,6 +73,18 @@ impl RedisServerBuilder {
     /// [`RedisServer::url`] and [`RedisServer::connection`] then include it.
     pub fn password(mut self, password: &str) -> Self {
         self.password = Some(password.to_owned());
+        self
+    }
+
+    /// Also listens for TLS on a port of its own ([`RedisServer::tls_url`]),
+    /// with the server certificate and CA of `files`; with `auth_clients`,
+    /// only clients presenting a certificate signed by that CA are let in.
+    /// The plain port stays open for the harness and the test's own checks.
+    pub fn tls(mut self, files: &PkiFiles, auth_clients: bool) -> Self {
+        self.tls = Some(Tls {
+            files: files.clone(),
+            auth_clients,
+        });
         self
     }
 
@@ -104,6 +118,7 @@ impl RedisServerBuilder {
         let mut server = RedisServer {
             config: self,
             port: 0,
+            tls_port: 0,
             dir: create_private_dir(),
             last_pid: AtomicU32::new(0),
             log_reported: AtomicBool::new(false),
@@ -111,6 +126,7 @@ impl RedisServerBuilder {
         };
         for _ in 0..PORT_ATTEMPTS {
             server.port = free_port();
+            server.tls_port = free_port();
             let mut state = lock(&server.state);
             if server.launch(&mut state) == Launch::Ready {
                 drop(state);
@@ -144,6 +160,8 @@ impl RedisServerBuilder {
 pub struct RedisServer {
     config: RedisServerBuilder,
     port: u16,
+    /// Used only with [`RedisServerBuilder::tls`].
+    tls_port: u16,
     dir: PathBuf,
     /// Kept outside `state` so that failure messages and `pid()` never need
     /// the lock, which is held while a launch is in progress.
@@ -152,6 +170,12 @@ pub struct RedisServer {
     /// print it a second time.
     log_reported: AtomicBool,
     state: Mutex<State>,
+}
+
+#[derive(Debug, Clone)]
+struct Tls {
+    files: PkiFiles,
+    auth_clients: bool,
 }
 
 #[derive(Debug, Default)]
@@ -197,6 +221,15 @@ impl RedisServer {
             ),
             None => format!("redis://127.0.0.1:{}/", self.port),
         }
+    }
+
+    /// The TLS URL of a server started with [`RedisServerBuilder::tls`]:
+    /// `rediss://127.0.0.1:PORT/`, with the password as in [`url`](Self::url).
+    pub fn tls_url(&self) -> String {
+        let plain = self.url();
+        let (_, rest) = plain.split_once("://").unwrap_or(("", &plain));
+        let rest = rest.replace(&format!(":{}/", self.port), &format!(":{}/", self.tls_port));
+        format!("rediss://{rest}")
     }
 
     /// A new synchronous connection, authenticated if a password is set, with
@@ -411,6 +444,21 @@ impl RedisServer {
         .into();
         if let Some(password) = &self.config.password {
             args.extend(["--requirepass".to_owned(), password.clone()]);
+        }
+        if let Some(tls) = &self.config.tls {
+            let path = |p: &Path| p.to_string_lossy().into_owned();
+            args.extend([
+                "--tls-port".to_owned(),
+                self.tls_port.to_string(),
+                "--tls-cert-file".to_owned(),
+                path(&tls.files.server_cert),
+                "--tls-key-file".to_owned(),
+                path(&tls.files.server_key),
+                "--tls-ca-cert-file".to_owned(),
+                path(&tls.files.ca),
+                "--tls-auth-clients".to_owned(),
+                if tls.auth_clients { "yes" } else { "no" }.to_owned(),
+            ]);
         }
         args.extend(self.config.extra_args.iter().cloned());
         args
@@ -655,6 +703,7 @@ mod tests {
         let server = RedisServer {
             config: RedisServerBuilder::default(),
             port: squatter.local_addr().unwrap().port(),
+            tls_port: 0,
             dir: create_private_dir(),
             last_pid: AtomicU32::new(0),
             log_reported: AtomicBool::new(false),

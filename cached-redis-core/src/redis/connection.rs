@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tokio::time::timeout;
 
 use crate::io::Io;
+use crate::telemetry::Telemetry;
 
 /// What a connection attempt produced: a connection and its generation.
 type Attempt = Option<Result<(MultiplexedConnection, u64), RedisError>>;
@@ -28,6 +29,7 @@ type Attempt = Option<Result<(MultiplexedConnection, u64), RedisError>>;
 pub(super) struct Connection {
     client: Client,
     connect_timeout: Duration,
+    telemetry: Arc<Telemetry>,
     slot: Mutex<Slot>,
     generations: AtomicU64,
 }
@@ -40,10 +42,15 @@ enum Slot {
 }
 
 impl Connection {
-    pub(super) fn new(client: Client, connect_timeout: Duration) -> Connection {
+    pub(super) fn new(
+        client: Client,
+        connect_timeout: Duration,
+        telemetry: Arc<Telemetry>,
+    ) -> Connection {
         Connection {
             client,
             connect_timeout,
+            telemetry,
             slot: Mutex::new(Slot::Empty),
             generations: AtomicU64::new(0),
         }
@@ -109,6 +116,11 @@ impl Connection {
         *self.lock() = match &attempt {
             Ok((conn, generation)) => Slot::Ready(conn.clone(), *generation),
             Err(err) => {
+                // Why, once a minute: a certificate or password that does
+                // not verify fails every attempt the same way.
+                self.telemetry.warn("connect", |suppressed| {
+                    tracing::warn!(error = %err, suppressed, "cannot connect to Redis; calls fall back");
+                });
                 tracing::debug!(error = %err, "redis connection attempt failed");
                 Slot::Empty
             }

@@ -9,6 +9,7 @@
 
 mod breaker;
 mod connection;
+mod credentials;
 mod error;
 
 use std::sync::Arc;
@@ -16,12 +17,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ::redis::aio::ConnectionLike;
-use ::redis::{Client, Cmd, Script, Value};
+use ::redis::{Cmd, Script, Value};
 use tokio::sync::Notify;
 
 pub use self::breaker::BreakerState;
 use self::breaker::{Breaker, Evidence, Pass, Transition};
 use self::connection::Connection;
+pub(crate) use self::credentials::{Credentials, Secret};
 pub use self::error::RedisError;
 use crate::config::Config;
 use crate::io::io;
@@ -80,9 +82,13 @@ impl Drop for WritePermit {
 
 impl Redis {
     pub(crate) fn new(config: &Config, telemetry: Arc<Telemetry>) -> Result<Redis, RedisError> {
-        let client = Client::open(config.redis_url.as_str())?;
+        let client = config.credentials.client(&config.redis_url)?;
         Ok(Redis {
-            connection: Arc::new(Connection::new(client, config.connect_timeout)),
+            connection: Arc::new(Connection::new(
+                client,
+                config.connect_timeout,
+                Arc::clone(&telemetry),
+            )),
             // A probe is bounded by its deadline when polled; twice that
             // means its caller stopped polling it.
             breaker: Breaker::new(

@@ -1,0 +1,181 @@
+//! What a connection authenticates and encrypts with: a username and
+//! password that win over the URL's, and for `rediss://` URLs the CA to
+//! trust and a client certificate. Files are read and parsed when the
+//! configuration is built, so a bad path or PEM is a configuration error
+//! naming its variable, never a failure at connect time. None of it is ever
+//! printed: `Debug` shows `***` for every secret.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use redis::{Client, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, TlsCertificates};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::ConfigError;
+
+/// A value that is never shown.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret<T>(pub(crate) T);
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Credentials and TLS settings, as configured.
+#[derive(Clone, Default, Debug)]
+pub(crate) struct Credentials {
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<Secret<String>>,
+    pub(crate) ca_cert: Option<PathBuf>,
+    pub(crate) client_cert: Option<PathBuf>,
+    pub(crate) client_key: Option<PathBuf>,
+    /// The files' contents, once [`Credentials::load`]ed.
+    loaded: Option<Loaded>,
+}
+
+#[derive(Clone, Debug)]
+struct Loaded {
+    root_cert: Option<Vec<u8>>,
+    client: Option<(Vec<u8>, Secret<Vec<u8>>)>,
+}
+
+/// Environment variable names, for errors.
+pub(crate) const CA_CERT: &str = "REDIS_CA_CERT";
+pub(crate) const CLIENT_CERT: &str = "REDIS_CLIENT_CERT";
+pub(crate) const CLIENT_KEY: &str = "REDIS_CLIENT_KEY";
+
+impl Credentials {
+    /// Reads and checks the TLS files against the URL they will be used with.
+    pub(crate) fn load(&mut self, url: &str, url_name: &'static str) -> Result<(), ConfigError> {
+        let info = url
+            .into_connection_info()
+            .map_err(|err| ConfigError::InvalidRedisUrl {
+                name: url_name,
+                reason: err.to_string(),
+            })?;
+        let tls = match info.addr() {
+            ConnectionAddr::TcpTls { insecure: true, .. } => {
+                return Err(ConfigError::InvalidRedisUrl {
+                    name: url_name,
+                    reason: "#insecure (no certificate verification) is not supported; \
+                             give the server's CA in REDIS_CA_CERT instead"
+                        .to_owned(),
+                });
+            }
+            ConnectionAddr::TcpTls { .. } => true,
+            _ => false,
+        };
+        let files = [&self.ca_cert, &self.client_cert, &self.client_key];
+        if !tls && files.iter().any(|file| file.is_some()) {
+            return Err(ConfigError::InvalidSetting {
+                name: CA_CERT,
+                expected: "TLS files only with a rediss:// URL",
+            });
+        }
+        let root_cert = self
+            .ca_cert
+            .as_deref()
+            .map(read_certs(CA_CERT))
+            .transpose()?;
+        let client = match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => Some((read_certs(CLIENT_CERT)(cert)?, read_key(key)?)),
+            (None, None) => None,
+            (Some(_), None) => return Err(missing(CLIENT_KEY, CLIENT_CERT)),
+            (None, Some(_)) => return Err(missing(CLIENT_CERT, CLIENT_KEY)),
+        };
+        self.loaded = Some(Loaded { root_cert, client });
+        Ok(())
+    }
+
+    /// A client for `url` with these credentials and TLS settings.
+    pub(crate) fn client(&self, url: &str) -> redis::RedisResult<Client> {
+        let info = url.into_connection_info()?;
+        let mut settings = info.redis_settings().clone();
+        if let Some(username) = &self.username {
+            settings = settings.set_username(username);
+        }
+        if let Some(password) = &self.password {
+            settings = settings.set_password(&password.0);
+        }
+        let info = info.set_redis_settings(settings);
+        if !matches!(info.addr(), ConnectionAddr::TcpTls { .. }) {
+            return Client::open(info);
+        }
+        install_crypto_provider();
+        let loaded = self.loaded.as_ref();
+        Client::build_with_tls(
+            info,
+            TlsCertificates {
+                root_cert: loaded.and_then(|l| l.root_cert.clone()),
+                client_tls: loaded.and_then(|l| l.client.clone()).map(|(cert, key)| {
+                    ClientTlsConfig {
+                        client_cert: cert,
+                        client_key: key.0,
+                    }
+                }),
+            },
+        )
+    }
+}
+
+/// rustls panics at connect time unless exactly one crypto provider is
+/// chosen; with several enabled in one build it cannot choose, so one is
+/// installed here. One installed by the application first is kept.
+fn install_crypto_provider() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // `ring` is deprecated in rustls only for lacking post-quantum key
+        // exchange, which no Redis server offers.
+        #[allow(deprecated)]
+        let provider = rustls::crypto::ring::default_provider();
+        let _ = provider.install_default();
+    });
+}
+
+fn read_certs(name: &'static str) -> impl Fn(&Path) -> Result<Vec<u8>, ConfigError> {
+    move |path| {
+        let bytes = read(name, path)?;
+        let certs = CertificateDer::pem_slice_iter(&bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| invalid(name, path, &err.to_string()))?;
+        if certs.is_empty() {
+            return Err(invalid(name, path, "no PEM certificate in it"));
+        }
+        Ok(bytes)
+    }
+}
+
+fn read_key(path: &Path) -> Result<Secret<Vec<u8>>, ConfigError> {
+    let bytes = read(CLIENT_KEY, path)?;
+    // The parser's message could quote the key: name only what was wrong.
+    PrivateKeyDer::from_pem_slice(&bytes)
+        .map_err(|_| invalid(CLIENT_KEY, path, "no PEM private key in it"))?;
+    Ok(Secret(bytes))
+}
+
+fn read(name: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|err| invalid(name, path, &err.to_string()))
+}
+
+fn invalid(name: &'static str, path: &Path, reason: &str) -> ConfigError {
+    ConfigError::InvalidFile {
+        name,
+        path: path.display().to_string(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn missing(absent: &'static str, given: &'static str) -> ConfigError {
+    ConfigError::InvalidSetting {
+        name: absent,
+        expected: if given == CLIENT_CERT {
+            "a client key with the client certificate"
+        } else {
+            "a client certificate with the client key"
+        },
+    }
+}

@@ -343,6 +343,15 @@ impl Verdict<'_> {
             RedisError::Client(err) if err.code() == Some("WRONGTYPE") => RedisError::WrongType,
             other => other,
         });
+        if let Err(RedisError::Client(err)) = &result
+            && err.code() == Some("NOPERM")
+        {
+            // A misconfigured ACL user fails the same way on every call:
+            // say which permission is missing, once a minute.
+            self.redis.telemetry.warn("noperm", |suppressed| {
+                tracing::warn!(error = %err, suppressed, "the Redis user lacks a permission the cache needs (see docs/security.md)");
+            });
+        }
         self.give(
             match &result {
                 // A wrong-type reply is a data problem; Redis itself answered.

@@ -44,7 +44,10 @@ fn runtime(
     let builder = Config::builder()
         .redis_enabled(true)
         .redis_url(url)
-        .connect_timeout(Duration::from_secs(2));
+        .connect_timeout(Duration::from_secs(2))
+        // Generous: a TLS handshake on a loaded test machine can take more
+        // than the default 100 ms, which would turn a hit into a fallback.
+        .redis_timeout(Duration::from_secs(2));
     Runtime::new(build(builder).build().expect("valid config"))
 }
 

@@ -31,6 +31,12 @@ const MAX_REDIS_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 /// Most Redis writes that may be in flight.
 const MAX_PENDING_WRITES: usize = 1 << 20;
+/// Default largest sealed value stored (`CACHE_MAX_VALUE_BYTES`), 1 MiB.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
+/// Default bound on the memory cache's size (`CACHE_MEMORY_MAX_BYTES`), 64 MiB.
+pub const DEFAULT_MEMORY_MAX_BYTES: u64 = 64 << 20;
+/// Largest accepted value limit: Redis itself refuses strings over 512 MiB.
+const MAX_VALUE_BYTES: usize = 512 << 20;
 /// Default bound on Redis writes in flight; more are dropped and counted.
 pub const DEFAULT_MAX_PENDING_WRITES: usize = 1024;
 
@@ -106,6 +112,8 @@ pub struct Config {
     pub(crate) breaker_open: Duration,
     pub(crate) single_flight_wait: Duration,
     pub(crate) max_pending_writes: usize,
+    pub(crate) max_value_bytes: usize,
+    pub(crate) memory_max_bytes: u64,
     pub(crate) credentials: Credentials,
 }
 
@@ -126,6 +134,8 @@ impl Default for Config {
             breaker_open: DEFAULT_BREAKER_OPEN,
             single_flight_wait: DEFAULT_SINGLE_FLIGHT_WAIT,
             max_pending_writes: DEFAULT_MAX_PENDING_WRITES,
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+            memory_max_bytes: DEFAULT_MEMORY_MAX_BYTES,
             credentials: Credentials::default(),
         }
     }
@@ -206,6 +216,14 @@ impl Config {
             builder =
                 builder.memory_capacity(parse_count(name, &value, "a whole number of entries")?);
         }
+        if let Some((name, value)) = var("CACHE_MEMORY_MAX_BYTES") {
+            builder =
+                builder.memory_max_bytes(parse_count(name, &value, "a whole number of bytes")?);
+        }
+        if let Some((name, value)) = var("CACHE_MAX_VALUE_BYTES") {
+            builder =
+                builder.max_value_bytes(parse_count(name, &value, "a whole number of bytes")?);
+        }
         if let Some((name, value)) = var("CACHE_MEMORY_FALLBACK") {
             builder = builder.memory_fallback(parse_flag(name, &value)?);
         }
@@ -255,6 +273,14 @@ impl Config {
     /// Maximum memory entries (`CACHE_MEMORY_CAPACITY`).
     pub fn memory_capacity(&self) -> u64 {
         self.memory_capacity
+    }
+    /// Largest sealed value stored (`CACHE_MAX_VALUE_BYTES`).
+    pub fn max_value_bytes(&self) -> usize {
+        self.max_value_bytes
+    }
+    /// Bound on the bytes the memory cache holds (`CACHE_MEMORY_MAX_BYTES`).
+    pub fn memory_max_bytes(&self) -> u64 {
+        self.memory_max_bytes
     }
     /// Whether the memory cache serves (`CACHE_MEMORY_FALLBACK`).
     pub fn memory_fallback(&self) -> bool {
@@ -306,6 +332,8 @@ impl fmt::Debug for Config {
             .field("breaker_open", &self.breaker_open)
             .field("single_flight_wait", &self.single_flight_wait)
             .field("max_pending_writes", &self.max_pending_writes)
+            .field("max_value_bytes", &self.max_value_bytes)
+            .field("memory_max_bytes", &self.memory_max_bytes)
             .field("credentials", &self.credentials)
             .finish()
     }
@@ -412,6 +440,18 @@ impl ConfigBuilder {
         self.config.max_pending_writes = writes;
         self
     }
+    /// Bounds a stored value, sealed: a larger one is returned to the caller
+    /// but stored nowhere, and counted (`CACHE_MAX_VALUE_BYTES`).
+    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_value_bytes = bytes;
+        self
+    }
+    /// Bounds the memory cache by the bytes its entries hold, as well as
+    /// by their number (`CACHE_MEMORY_MAX_BYTES`).
+    pub fn memory_max_bytes(mut self, bytes: u64) -> Self {
+        self.config.memory_max_bytes = bytes;
+        self
+    }
 
     /// Checks the settings.
     pub fn build(self) -> Result<Config, ConfigError> {
@@ -469,6 +509,18 @@ impl ConfigBuilder {
         if config.breaker_failures == 0 {
             return Err(ConfigError::InvalidSetting {
                 name: "breaker_failures",
+                expected: "at least 1",
+            });
+        }
+        if !(1..=MAX_VALUE_BYTES).contains(&config.max_value_bytes) {
+            return Err(ConfigError::InvalidSetting {
+                name: "max_value_bytes",
+                expected: "from 1 to 536870912 (512 MiB)",
+            });
+        }
+        if config.memory_max_bytes == 0 {
+            return Err(ConfigError::InvalidSetting {
+                name: "memory_max_bytes",
                 expected: "at least 1",
             });
         }

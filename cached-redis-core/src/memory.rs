@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use quick_cache::Weighter;
 use quick_cache::sync::{Cache, EntryAction, EntryResult};
 
 use crate::envelope;
@@ -14,7 +15,8 @@ use crate::envelope;
 /// flight and the callers waiting on a flight.
 pub(crate) type Bytes = Arc<[u8]>;
 
-/// At most `capacity` entries, each expiring at its own TTL.
+/// At most `capacity` entries and `max_bytes` bytes, each entry expiring at
+/// its own TTL.
 ///
 /// `quick_cache` rather than `moka`: a hit here is the whole cost of a call
 /// with Redis off, and its lookup (a shard's read lock, no clock, no
@@ -23,8 +25,26 @@ pub(crate) type Bytes = Arc<[u8]>;
 /// past it finds nothing and removes it, and an expired entry nobody asks
 /// for again is evicted like any cold one.
 pub(crate) struct MemoryStore {
-    cache: Cache<Vec<u8>, Entry>,
+    cache: Cache<Vec<u8>, Entry, Weight>,
     taken: Taken,
+}
+
+/// An entry weighs its bytes (key, value and bookkeeping), and at least a
+/// share of the byte bound as large as one entry's share of the entry
+/// bound: so the weight capacity, the byte bound, bounds both.
+#[derive(Clone)]
+struct Weight {
+    at_least: u64,
+}
+
+/// What an entry costs besides its key's and value's bytes.
+const ENTRY_OVERHEAD: u64 = 96;
+
+impl Weighter<Vec<u8>, Entry> for Weight {
+    fn weight(&self, key: &Vec<u8>, entry: &Entry) -> u64 {
+        let bytes = (key.len() + entry.bytes.len()) as u64 + ENTRY_OVERHEAD;
+        bytes.max(self.at_least)
+    }
 }
 
 /// Which entries memory took from Redis: per slot, a fingerprint of the last
@@ -69,14 +89,17 @@ impl Entry {
 }
 
 impl MemoryStore {
-    /// A store bounded to `capacity` entries.
-    pub(crate) fn new(capacity: u64) -> Self {
+    /// A store bounded to `capacity` entries and `max_bytes` bytes.
+    pub(crate) fn new(capacity: u64, max_bytes: u64) -> Self {
         let items = usize::try_from(capacity).unwrap_or(usize::MAX);
+        let weight = Weight {
+            at_least: (max_bytes / capacity.max(1)).max(1),
+        };
         let len = items
             .clamp(*TAKEN_SLOTS.start(), *TAKEN_SLOTS.end())
             .next_power_of_two();
         MemoryStore {
-            cache: Cache::new(items),
+            cache: Cache::with_weighter(items, max_bytes, weight),
             taken: Taken {
                 slots: OnceLock::new(),
                 len,
@@ -153,6 +176,12 @@ impl MemoryStore {
     fn len(&self) -> usize {
         self.cache.len()
     }
+
+    /// What the entries currently held weigh.
+    #[cfg(test)]
+    fn weight(&self) -> u64 {
+        self.cache.weight()
+    }
 }
 
 impl Taken {
@@ -183,7 +212,7 @@ mod tests {
 
     #[test]
     fn entries_expire_at_their_own_ttl() {
-        let store = MemoryStore::new(10);
+        let store = MemoryStore::new(10, 1 << 20);
         store.insert(b"short", vec![1].into(), Duration::from_millis(30));
         store.insert(b"long", vec![2].into(), Duration::from_secs(60));
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -196,7 +225,7 @@ mod tests {
 
     #[test]
     fn capacity_bounds_the_entry_count() {
-        let store = MemoryStore::new(50);
+        let store = MemoryStore::new(50, 1 << 20);
         for i in 0..1000 {
             store.insert(
                 format!("k{i}").as_bytes(),
@@ -208,8 +237,25 @@ mod tests {
     }
 
     #[test]
+    fn bytes_bound_the_memory_too() {
+        // Room for 1000 entries, but only ~64 KB: 1 KB values stop well short.
+        let store = MemoryStore::new(1000, 64 << 10);
+        for i in 0..1000 {
+            let key = format!("k{i}");
+            store.insert(
+                key.as_bytes(),
+                vec![0; 1024].into(),
+                Duration::from_secs(60),
+            );
+        }
+        assert!(store.weight() <= 64 << 10, "{}", store.weight());
+        assert!(store.len() <= 64, "{}", store.len());
+        assert!(store.len() >= 16, "{}", store.len());
+    }
+
+    #[test]
     fn an_entry_taken_from_redis_is_known_by_its_header() {
-        let store = MemoryStore::new(10);
+        let store = MemoryStore::new(10, 1 << 20);
         let digest = [3; 32];
         let sealed = |created_at: u8, crc: u8| {
             let mut bytes = vec![0_u8; 64];
@@ -235,7 +281,7 @@ mod tests {
 
     #[test]
     fn remove_prefix_leaves_other_domains() {
-        let store = MemoryStore::new(10);
+        let store = MemoryStore::new(10, 1 << 20);
         for key in ["ns:v1:a:1", "ns:v1:a:2", "ns:v1:ab:1", "ns:v2:a:1"] {
             store.insert(key.as_bytes(), vec![0].into(), Duration::from_secs(60));
         }

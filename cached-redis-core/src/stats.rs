@@ -35,6 +35,9 @@ pub struct CacheStats {
     pub redis_skipped: u64,
     /// Calls that waited for a concurrent call of the same key and shared its value.
     pub coalesced: u64,
+    /// Values returned but not stored: sealed, they exceeded
+    /// `CACHE_MAX_VALUE_BYTES`.
+    pub oversize: u64,
 }
 
 impl CacheStats {
@@ -90,11 +93,12 @@ pub(crate) enum Tally {
     Bypass,
     RedisSkipped,
     Coalesced,
+    Oversize,
 }
 
 impl Tally {
     /// Every tally, in declaration order (`tally as usize` indexes this).
-    pub(crate) const ALL: [Tally; 10] = [
+    pub(crate) const ALL: [Tally; 11] = [
         Tally::RedisHit,
         Tally::RedisMiss,
         Tally::MemoryHit,
@@ -105,6 +109,7 @@ impl Tally {
         Tally::Bypass,
         Tally::RedisSkipped,
         Tally::Coalesced,
+        Tally::Oversize,
     ];
 }
 
@@ -129,6 +134,7 @@ impl Counters {
             bypassed: get(Tally::Bypass),
             redis_skipped: get(Tally::RedisSkipped),
             coalesced: get(Tally::Coalesced),
+            oversize: get(Tally::Oversize),
         }
     }
 }

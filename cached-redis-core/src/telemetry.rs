@@ -120,16 +120,22 @@ fn metric(tally: Tally) -> Option<&'static str> {
         Tally::Bypass => "cache_bypassed_total",
         Tally::RedisSkipped => "cache_redis_skipped_total",
         Tally::Coalesced => "cache_coalesced_total",
+        Tally::Oversize => "cache_oversize_total",
         Tally::Compute | Tally::RedisError => return None,
     })
 }
+
+/// When a kind of warning last went out, and how many were held back since.
+type Warned = (Option<Instant>, u64);
 
 #[derive(Default)]
 pub(crate) struct Telemetry {
     total: Arc<Counters>,
     domains: RwLock<HashMap<&'static str, Arc<Domain>>>,
     breaker: AtomicU8,
-    warnings: Mutex<HashMap<&'static str, (Option<Instant>, u64)>>,
+    /// Per kind of warning and domain ("" for none): when one last went
+    /// out, and how many were held back since.
+    warnings: Mutex<HashMap<(&'static str, &'static str), Warned>>,
 }
 
 /// One domain's counters and metric keys.
@@ -185,9 +191,19 @@ impl Telemetry {
     /// Logs a warning unless one of this `kind` went out recently; then it
     /// is only counted, and the count goes out with the next one.
     pub(crate) fn warn(&self, kind: &'static str, emit: impl FnOnce(u64)) {
+        self.warn_for(kind, "", emit);
+    }
+
+    /// [`warn`](Self::warn), limited per domain rather than per kind only.
+    pub(crate) fn warn_for(
+        &self,
+        kind: &'static str,
+        domain: &'static str,
+        emit: impl FnOnce(u64),
+    ) {
         let now = Instant::now();
         let mut warnings = self.warnings.lock().unwrap_or_else(PoisonError::into_inner);
-        let (last, suppressed) = warnings.entry(kind).or_insert((None, 0));
+        let (last, suppressed) = warnings.entry((kind, domain)).or_insert((None, 0));
         if last.is_none_or(|last| now.duration_since(last) >= WARN_EVERY) {
             let count = std::mem::take(suppressed);
             *last = Some(now);
@@ -314,6 +330,11 @@ impl Domain {
         });
     }
 
+    /// Counts a value returned but not stored: too large.
+    pub(crate) fn oversize(&self) {
+        self.bump(Tally::Oversize);
+    }
+
     /// Records one Redis read and how long it took.
     pub(crate) fn read(&self, read: Read, took: Duration) {
         match read {
@@ -387,7 +408,7 @@ mod tests {
         telemetry.warn("key", |suppressed| emitted.push(suppressed));
         assert_eq!(emitted, vec![0, 0], "kinds are limited separately");
         let warnings = telemetry.warnings.lock().unwrap();
-        assert_eq!(warnings.get("corrupt").map(|(_, n)| *n), Some(99));
+        assert_eq!(warnings.get(&("corrupt", "")).map(|(_, n)| *n), Some(99));
     }
 
     #[test]

@@ -47,6 +47,7 @@ pub(crate) struct CallPath {
     flights: Flights,
     namespace: String,
     default_ttl: Duration,
+    max_value_bytes: usize,
     single_flight_wait: Duration,
 }
 
@@ -122,13 +123,14 @@ impl CallPath {
         CallPath {
             memory: config
                 .memory_fallback
-                .then(|| MemoryStore::new(config.memory_capacity)),
+                .then(|| MemoryStore::new(config.memory_capacity, config.memory_max_bytes)),
             redis,
             in_flight: Arc::default(),
             telemetry,
             flights: Flights::default(),
             namespace: config.namespace.clone(),
             default_ttl: config.default_ttl,
+            max_value_bytes: config.max_value_bytes,
             single_flight_wait: config.single_flight_wait,
         }
     }

@@ -86,6 +86,20 @@ impl CallPath {
                 return (None, Write::None);
             }
         };
+        if body.len() + envelope::HEADER_LEN > self.max_value_bytes {
+            call.stats.oversize();
+            let (domain, max) = (call.stats.name(), self.max_value_bytes);
+            self.telemetry.warn_for("oversize", domain, |suppressed| {
+                tracing::warn!(
+                    domain,
+                    bytes = body.len() + envelope::HEADER_LEN,
+                    max,
+                    suppressed,
+                    "value larger than CACHE_MAX_VALUE_BYTES; returned, not cached"
+                );
+            });
+            return (None, Write::None);
+        }
         let bytes: Bytes = envelope::seal(call.key.digest(), Postcard::ID, call.ttl, &body).into();
         if let Some(memory) = &self.memory {
             memory.insert(call.key.exact(), Arc::clone(&bytes), call.ttl);

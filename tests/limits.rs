@@ -1,0 +1,80 @@
+//! A value larger than `CACHE_MAX_VALUE_BYTES` is returned to its caller
+//! and stored nowhere (memory nor Redis), counted, and logged once per
+//! domain per minute — not once per call.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use cached_redis::{Config, Runtime, redis_cached};
+use cached_redis_test_support::RedisServer;
+use common::*;
+
+#[redis_cached(domain = "blobs", ttl = 60, runtime = rt, skip(rt, calls))]
+async fn blob(len: usize, rt: &Runtime, calls: &Calls) -> Vec<u8> {
+    calls.bump();
+    vec![7; len]
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_oversize_value_is_returned_counted_and_stored_nowhere() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .init();
+
+    let server = RedisServer::start();
+    let config = Config::builder()
+        .redis_enabled(true)
+        .redis_url(server.url())
+        .max_value_bytes(4096)
+        .build()
+        .unwrap();
+    let rt = Runtime::new(config);
+    let calls = Calls::default();
+    for _ in 0..3 {
+        assert_eq!(blob(10_000, &rt, &calls).await, vec![7; 10_000]);
+    }
+    assert_eq!(calls.get(), 3, "neither memory nor Redis kept it");
+    // A value under the limit is cached as usual.
+    for _ in 0..3 {
+        assert_eq!(blob(1_000, &rt, &calls).await, vec![7; 1_000]);
+    }
+    assert_eq!(calls.get(), 4);
+    assert!(rt.flush(SETTLE).await);
+    assert_eq!(
+        keys(&server, "meridian:v1:blobs:*").len(),
+        1,
+        "only the small one"
+    );
+    let stats = rt.stats().domain("blobs");
+    assert_eq!(stats.oversize, 3);
+
+    let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let warned = log
+        .lines()
+        .filter(|l| l.contains("CACHE_MAX_VALUE_BYTES"))
+        .count();
+    assert_eq!(warned, 1, "{log}");
+    assert!(
+        log.contains("domain=\"blobs\"") || log.contains("domain=blobs"),
+        "{log}"
+    );
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::duration::parse_duration;
 use crate::key::{DEFAULT_NAMESPACE, is_valid_label};
 use crate::redis::{Credentials, Secret};
+use crate::signing::{MIN_KEY_LEN, Signer};
 
 /// Default `REDIS_URL`.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -115,6 +116,8 @@ pub struct Config {
     pub(crate) max_value_bytes: usize,
     pub(crate) memory_max_bytes: u64,
     pub(crate) credentials: Credentials,
+    pub(crate) hmac_key: Option<Secret<Vec<u8>>>,
+    pub(crate) hmac_key_previous: Option<Secret<Vec<u8>>>,
 }
 
 impl Default for Config {
@@ -137,6 +140,8 @@ impl Default for Config {
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             memory_max_bytes: DEFAULT_MEMORY_MAX_BYTES,
             credentials: Credentials::default(),
+            hmac_key: None,
+            hmac_key_previous: None,
         }
     }
 }
@@ -205,6 +210,13 @@ impl Config {
             builder.config.credentials.client_cert = Some(cert.into());
         } else if let Some((_, key)) = var("REDIS_CLIENT_KEY") {
             builder.config.credentials.client_key = Some(key.into());
+        }
+        // Keys are taken byte for byte, never trimmed.
+        if let Some(value) = lookup("CACHE_HMAC_KEY").filter(|v| !v.is_empty()) {
+            builder = builder.hmac_key(value);
+        }
+        if let Some(value) = lookup("CACHE_HMAC_KEY_PREVIOUS").filter(|v| !v.is_empty()) {
+            builder = builder.hmac_key_previous(value);
         }
         if let Some((_, value)) = var("CACHE_NAMESPACE") {
             builder = builder.namespace(value);
@@ -310,6 +322,11 @@ impl Config {
     pub fn single_flight_wait(&self) -> Duration {
         self.single_flight_wait
     }
+    /// What entries are signed and checked with, if a key is set.
+    pub(crate) fn signer(&self) -> Option<Signer> {
+        let key = self.hmac_key.as_ref()?;
+        Signer::new(&key.0, self.hmac_key_previous.as_ref().map(|k| &k.0[..]))
+    }
     /// The Redis URL with any password replaced by `***`, safe to log.
     pub fn redis_url_redacted(&self) -> String {
         redact_url(&self.redis_url)
@@ -335,6 +352,8 @@ impl fmt::Debug for Config {
             .field("max_value_bytes", &self.max_value_bytes)
             .field("memory_max_bytes", &self.memory_max_bytes)
             .field("credentials", &self.credentials)
+            .field("hmac_key", &self.hmac_key)
+            .field("hmac_key_previous", &self.hmac_key_previous)
             .finish()
     }
 }
@@ -446,6 +465,19 @@ impl ConfigBuilder {
         self.config.max_value_bytes = bytes;
         self
     }
+    /// Signs every entry written with this key (HMAC-SHA256) and accepts
+    /// from Redis only entries whose signature verifies (`CACHE_HMAC_KEY`;
+    /// at least 16 bytes, 32 random ones recommended). Never printed.
+    pub fn hmac_key(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.config.hmac_key = Some(Secret(key.into()));
+        self
+    }
+    /// Also accepts entries signed with this key, the one being rotated
+    /// out (`CACHE_HMAC_KEY_PREVIOUS`). Never printed.
+    pub fn hmac_key_previous(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.config.hmac_key_previous = Some(Secret(key.into()));
+        self
+    }
     /// Bounds the memory cache by the bytes its entries hold, as well as
     /// by their number (`CACHE_MEMORY_MAX_BYTES`).
     pub fn memory_max_bytes(mut self, bytes: u64) -> Self {
@@ -516,6 +548,26 @@ impl ConfigBuilder {
             return Err(ConfigError::InvalidSetting {
                 name: "max_value_bytes",
                 expected: "from 1 to 536870912 (512 MiB)",
+            });
+        }
+        let short =
+            |key: &Option<Secret<Vec<u8>>>| key.as_ref().is_some_and(|k| k.0.len() < MIN_KEY_LEN);
+        if short(&config.hmac_key) {
+            return Err(ConfigError::InvalidSetting {
+                name: "CACHE_HMAC_KEY",
+                expected: "at least 16 bytes (32 random bytes recommended)",
+            });
+        }
+        if short(&config.hmac_key_previous) {
+            return Err(ConfigError::InvalidSetting {
+                name: "CACHE_HMAC_KEY_PREVIOUS",
+                expected: "at least 16 bytes (32 random bytes recommended)",
+            });
+        }
+        if config.hmac_key.is_none() && config.hmac_key_previous.is_some() {
+            return Err(ConfigError::InvalidSetting {
+                name: "CACHE_HMAC_KEY",
+                expected: "a key whenever CACHE_HMAC_KEY_PREVIOUS is set",
             });
         }
         if config.memory_max_bytes == 0 {

@@ -5,13 +5,14 @@
 //!  0      4   magic  b"CRDS"
 //!  4      1   envelope version (1)
 //!  5      1   codec id (1 = postcard)
-//!  6      2   flags, must be 0 (little-endian u16)
+//!  6      2   flags (LE u16): bit 0 set = signed; other bits must be 0
 //!  8     32   SHA-256 digest of the key input
 //! 40      8   created at, Unix milliseconds (LE u64)
 //! 48      8   TTL in milliseconds (LE u64)
 //! 56      4   body length (LE u32)
-//! 60      4   CRC-32 (IEEE) of bytes 0..60 followed by the body (LE u32)
-//! 64      n   body
+//! 60      4   CRC-32 (IEEE) of bytes 0..60 and all that follows them (LE u32)
+//! 64     32   signed only: HMAC-SHA256 of bytes 0..60 followed by the body
+//! 64/96   n   body
 //! ```
 //!
 //! Every field is checked on read; anything that does not validate is a
@@ -19,12 +20,16 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::signing::{Signer, TAG_LEN};
+
 /// First four bytes of every envelope.
 pub const MAGIC: [u8; 4] = *b"CRDS";
 /// The layout version this crate writes and reads.
 pub const ENVELOPE_VERSION: u8 = 1;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 64;
+/// The flag of an envelope that carries an HMAC after its header.
+pub const FLAG_SIGNED: u16 = 1;
 
 /// Why stored bytes were rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,6 +69,19 @@ pub enum EnvelopeError {
     /// The checksum does not match: the bytes were damaged.
     #[error("checksum mismatch")]
     ChecksumMismatch,
+    /// An HMAC key is configured and the entry carries no HMAC.
+    #[error("the entry is not signed")]
+    Unsigned,
+    /// The entry's HMAC verifies under none of the configured keys.
+    #[error("the entry's HMAC does not verify")]
+    BadSignature,
+}
+
+impl EnvelopeError {
+    /// Whether this is a failed signature check (rather than damage).
+    pub(crate) fn is_signature(&self) -> bool {
+        matches!(self, EnvelopeError::Unsigned | EnvelopeError::BadSignature)
+    }
 }
 
 /// A validated envelope, borrowing the stored bytes.
@@ -91,7 +109,23 @@ pub struct Envelope<'a> {
 /// # Ok::<(), cached_redis_core::advanced::envelope::EnvelopeError>(())
 /// ```
 pub fn seal(digest: &[u8; 32], codec: u8, ttl: Duration, body: &[u8]) -> Vec<u8> {
-    seal_at(digest, codec, ttl, body, now_ms())
+    seal_at(digest, codec, ttl, body, None, now_ms())
+}
+
+/// [`seal`], signed with `signer`'s current key when there is one.
+pub(crate) fn seal_signed(
+    digest: &[u8; 32],
+    codec: u8,
+    ttl: Duration,
+    body: &[u8],
+    signer: Option<&Signer>,
+) -> Vec<u8> {
+    seal_at(digest, codec, ttl, body, signer, now_ms())
+}
+
+/// The sealed size of a body of `body_len` bytes.
+pub(crate) fn sealed_len(body_len: usize, signer: Option<&Signer>) -> usize {
+    HEADER_LEN + signer.map_or(0, |_| TAG_LEN) + body_len
 }
 
 /// The clock envelopes are stamped with: Unix milliseconds.
@@ -115,62 +149,89 @@ pub(crate) fn seal_at(
     codec: u8,
     ttl: Duration,
     body: &[u8],
+    signer: Option<&Signer>,
     created_at_ms: u64,
 ) -> Vec<u8> {
     let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
     // Bodies over 4 GiB cannot be stored in Redis (512 MB limit) anyway;
     // saturating keeps this infallible and makes such an entry fail validation.
     let body_len = u32::try_from(body.len()).unwrap_or(u32::MAX);
-    let mut bytes = Vec::with_capacity(HEADER_LEN + body.len());
+    let flags = if signer.is_some() { FLAG_SIGNED } else { 0 };
+    let mut bytes = Vec::with_capacity(sealed_len(body.len(), signer));
     bytes.extend_from_slice(&MAGIC);
     bytes.push(ENVELOPE_VERSION);
     bytes.push(codec);
-    bytes.extend_from_slice(&0_u16.to_le_bytes());
+    bytes.extend_from_slice(&flags.to_le_bytes());
     bytes.extend_from_slice(digest);
     bytes.extend_from_slice(&created_at_ms.to_le_bytes());
     bytes.extend_from_slice(&ttl_ms.to_le_bytes());
     bytes.extend_from_slice(&body_len.to_le_bytes());
-    let crc = checksum(&bytes, body);
+    let tag = signer.map(|signer| signer.sign(&bytes, body));
+    let tag: &[u8] = tag.as_ref().map_or(&[], |tag| &tag[..]);
+    let crc = checksum(&bytes, tag, body);
     bytes.extend_from_slice(&crc.to_le_bytes());
+    bytes.extend_from_slice(tag);
     bytes.extend_from_slice(body);
     bytes
 }
 
 /// Validates `bytes` as an envelope for `digest` written with `codec`.
+/// A signed entry is accepted without checking its HMAC (there is no key
+/// here to check it with).
 pub fn open<'a>(
     bytes: &'a [u8],
     digest: &[u8; 32],
     codec: u8,
 ) -> Result<Envelope<'a>, EnvelopeError> {
-    open_checked(bytes, Some(digest), codec, true)
+    open_checked(bytes, Some(digest), codec, Check::Stored(None))
+}
+
+/// [`open`] for bytes read from Redis: with a `signer`, only an entry
+/// whose HMAC verifies is accepted.
+pub(crate) fn open_stored<'a>(
+    bytes: &'a [u8],
+    digest: &[u8; 32],
+    codec: u8,
+    signer: Option<&Signer>,
+) -> Result<Envelope<'a>, EnvelopeError> {
+    open_checked(bytes, Some(digest), codec, Check::Stored(signer))
+}
+
+/// What to check besides the format and the digest.
+#[derive(Clone, Copy)]
+enum Check<'s> {
+    /// Bytes from outside: the checksum, and the HMAC if a signer is given.
+    Stored(Option<&'s Signer>),
+    /// Bytes this process sealed or validated: nothing more.
+    Own,
 }
 
 /// [`open`] for bytes this process sealed, or read and validated, itself
 /// (the memory cache, a write in flight, a flight's landing): everything
-/// but the checksum, which cannot have changed in memory. The digest is
+/// but the checksum and HMAC, which cannot have changed in memory. The digest is
 /// still compared — two inputs whose short hashes collide share a key.
 pub(crate) fn open_own<'a>(
     bytes: &'a [u8],
     digest: &[u8; 32],
     codec: u8,
 ) -> Result<Envelope<'a>, EnvelopeError> {
-    open_checked(bytes, Some(digest), codec, false)
+    open_checked(bytes, Some(digest), codec, Check::Own)
 }
 
 /// [`open_own`] for bytes the memory cache holds under a call's exact key
 /// input: they were validated against that input's digest when stored, so
 /// there is no digest to compare.
 pub(crate) fn open_held(bytes: &[u8], codec: u8) -> Result<Envelope<'_>, EnvelopeError> {
-    open_checked(bytes, None, codec, false)
+    open_checked(bytes, None, codec, Check::Own)
 }
 
 fn open_checked<'a>(
     bytes: &'a [u8],
     digest: Option<&[u8; 32]>,
     codec: u8,
-    verify_checksum: bool,
+    check: Check<'_>,
 ) -> Result<Envelope<'a>, EnvelopeError> {
-    let Some((header, body)) = bytes.split_first_chunk::<HEADER_LEN>() else {
+    let Some((header, rest)) = bytes.split_first_chunk::<HEADER_LEN>() else {
         return Err(EnvelopeError::TooShort(bytes.len()));
     };
     if header[0..4] != MAGIC {
@@ -186,22 +247,36 @@ fn open_checked<'a>(
         });
     }
     let flags = u16::from_le_bytes([header[6], header[7]]);
-    if flags != 0 {
+    if flags & !FLAG_SIGNED != 0 {
         return Err(EnvelopeError::UnknownFlags(flags));
     }
+    let tag_len = if flags & FLAG_SIGNED != 0 { TAG_LEN } else { 0 };
     let declared = u32_at(header, 56) as usize;
-    if declared != body.len() {
+    let Some((tag, body)) = rest
+        .split_at_checked(tag_len)
+        .filter(|(_, body)| body.len() == declared)
+    else {
         return Err(EnvelopeError::LengthMismatch {
             declared,
-            actual: body.len(),
+            actual: rest.len().saturating_sub(tag_len),
         });
-    }
-    if verify_checksum && checksum(&header[..60], body) != u32_at(header, 60) {
+    };
+    if let Check::Stored(_) = check
+        && checksum(&header[..60], tag, body) != u32_at(header, 60)
+    {
         return Err(EnvelopeError::ChecksumMismatch);
     }
     // Checked after the checksum so a damaged digest reads as damage.
     if digest.is_some_and(|digest| header[8..40] != digest[..]) {
         return Err(EnvelopeError::DigestMismatch);
+    }
+    if let Check::Stored(Some(signer)) = check {
+        if tag.is_empty() {
+            return Err(EnvelopeError::Unsigned);
+        }
+        if !signer.verify(&header[..60], body, tag) {
+            return Err(EnvelopeError::BadSignature);
+        }
     }
     Ok(Envelope {
         created_at_ms: u64_at(header, 40),
@@ -210,9 +285,10 @@ fn open_checked<'a>(
     })
 }
 
-fn checksum(header: &[u8], body: &[u8]) -> u32 {
+fn checksum(header: &[u8], tag: &[u8], body: &[u8]) -> u32 {
     let mut crc = crc32fast::Hasher::new();
     crc.update(header);
+    crc.update(tag);
     crc.update(body);
     crc.finalize()
 }
@@ -235,7 +311,7 @@ mod tests {
     const TTL: Duration = Duration::from_secs(90);
 
     fn sealed() -> Vec<u8> {
-        seal_at(&DIGEST, 1, TTL, b"body bytes", 1_700_000_000_000)
+        seal_at(&DIGEST, 1, TTL, b"body bytes", None, 1_700_000_000_000)
     }
 
     #[test]

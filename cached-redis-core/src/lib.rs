@@ -39,6 +39,7 @@ mod policy;
 mod redis;
 mod runtime;
 mod schema;
+mod signing;
 mod stats;
 mod telemetry;
 

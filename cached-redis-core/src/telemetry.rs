@@ -82,6 +82,22 @@ pub(crate) enum Write {
     Skipped,
 }
 
+/// Why an entry read from Redis was not used: the `reason` label of
+/// `cache_redis_corrupt_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Corrupt {
+    /// Damaged bytes, or bytes not written by cached-redis.
+    Damaged = 0,
+    /// A non-string Redis value at the key.
+    WrongType = 1,
+    /// Unsigned, or an HMAC that does not verify.
+    Hmac = 2,
+    /// A valid entry of another key input (a short-hash collision).
+    Foreign = 3,
+}
+
+const CORRUPT_REASONS: [&str; 4] = ["damaged", "wrong_type", "hmac", "foreign"];
+
 /// What one Redis read found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Read {
@@ -89,7 +105,7 @@ pub(crate) enum Read {
     Miss,
     /// An entry that failed validation (purged), or a valid entry of
     /// another key input (left alone).
-    Corrupt,
+    Corrupt(Corrupt),
     /// The breaker is open: Redis was not contacted.
     Skipped,
     /// The read failed (error kind, as in `cache_redis_errors_total`).
@@ -115,13 +131,12 @@ fn metric(tally: Tally) -> Option<&'static str> {
         Tally::RedisHit => "cache_redis_hits_total",
         Tally::RedisMiss => "cache_redis_misses_total",
         Tally::MemoryHit => "cache_memory_hits_total",
-        Tally::Corrupt => "cache_redis_corrupt_total",
         Tally::WriteDropped => "cache_writes_dropped_total",
         Tally::Bypass => "cache_bypassed_total",
         Tally::RedisSkipped => "cache_redis_skipped_total",
         Tally::Coalesced => "cache_coalesced_total",
         Tally::Oversize => "cache_oversize_total",
-        Tally::Compute | Tally::RedisError => return None,
+        Tally::Compute | Tally::RedisError | Tally::Corrupt => return None,
     })
 }
 
@@ -145,6 +160,7 @@ pub(crate) struct Domain {
     total: Arc<Counters>,
     calls: [Key; 6],
     errors: [Key; 7],
+    corrupt: [Key; CORRUPT_REASONS.len()],
     tallies: [Option<Key>; Tally::ALL.len()],
     compute_seconds: Key,
     get_seconds: Key,
@@ -162,7 +178,7 @@ impl Telemetry {
         let domain = domains.entry(name).or_insert_with(|| {
             let domain = Domain::new(name, Arc::clone(&self.total));
             metrics::with_recorder(|recorder| {
-                for key in domain.tallies.iter().flatten() {
+                for key in domain.tallies.iter().flatten().chain(&domain.corrupt) {
                     recorder.register_counter(key, &METADATA).increment(0);
                 }
                 // A new domain learns the breaker's current state.
@@ -290,6 +306,8 @@ impl Domain {
             total,
             calls: OUTCOMES.map(|outcome| key("cache_calls_total", with("outcome", outcome))),
             errors: ERROR_KINDS.map(|kind| key("cache_redis_errors_total", with("kind", kind))),
+            corrupt: CORRUPT_REASONS
+                .map(|reason| key("cache_redis_corrupt_total", with("reason", reason))),
             tallies: Tally::ALL.map(|tally| metric(tally).map(|name| key(name, vec![domain()]))),
             compute_seconds: key("cache_compute_seconds", vec![domain()]),
             get_seconds: key("cache_redis_op_seconds", with("op", "get")),
@@ -340,8 +358,9 @@ impl Domain {
         match read {
             Read::Hit => {}
             Read::Miss => self.bump(Tally::RedisMiss),
-            Read::Corrupt => {
+            Read::Corrupt(reason) => {
                 self.bump(Tally::Corrupt);
+                count(&self.corrupt[reason as usize]);
                 self.error("corrupt");
             }
             // Redis was not contacted: no round trip to time.

@@ -22,7 +22,8 @@ use crate::io::io;
 use crate::key::CallKey;
 use crate::memory::Bytes;
 use crate::redis::RedisError;
-use crate::telemetry::{Outcome, Read};
+use crate::signing::Signer;
+use crate::telemetry::{Corrupt, Outcome, Read};
 
 /// A value found for a call, how, and the sealed bytes it came from.
 pub(super) struct Found<T> {
@@ -54,8 +55,17 @@ pub(super) struct Opened<T> {
 }
 
 /// Validates `bytes` read from Redis as an entry of `key` and decodes its value.
-fn open<T: DeserializeOwned>(bytes: &[u8], key: &CallKey<'_>) -> Result<Opened<T>, Invalid> {
-    decoded(envelope::open(bytes, key.digest(), Postcard::ID)?)
+fn open<T: DeserializeOwned>(
+    bytes: &[u8],
+    key: &CallKey<'_>,
+    signer: Option<&Signer>,
+) -> Result<Opened<T>, Invalid> {
+    decoded(envelope::open_stored(
+        bytes,
+        key.digest(),
+        Postcard::ID,
+        signer,
+    )?)
 }
 
 /// [`open`] for bytes this process sealed or validated itself (see
@@ -84,6 +94,17 @@ pub(super) enum Invalid {
     Codec(#[from] crate::codec::CodecError),
 }
 
+impl Invalid {
+    /// The `reason` label it is counted under.
+    fn corrupt(&self) -> Corrupt {
+        match self {
+            Invalid::Envelope(err) if err.is_signature() => Corrupt::Hmac,
+            Invalid::Envelope(EnvelopeError::DigestMismatch) => Corrupt::Foreign,
+            _ => Corrupt::Damaged,
+        }
+    }
+}
+
 impl CallPath {
     pub(super) async fn lookup<T: DeserializeOwned>(&self, call: &Call<'_>) -> Option<Found<T>> {
         let Some(redis) = &self.redis else {
@@ -97,7 +118,7 @@ impl CallPath {
         let took = started.elapsed();
         let stats = call.stats;
         match read {
-            Ok(Some(bytes)) => match open(&bytes, &call.key) {
+            Ok(Some(bytes)) => match open(&bytes, &call.key, self.signer.as_ref()) {
                 Ok(opened) => {
                     stats.read(Read::Hit, took);
                     let sealed = self.remember(call, bytes, &opened);
@@ -108,14 +129,14 @@ impl CallPath {
                     });
                 }
                 Err(Invalid::Envelope(EnvelopeError::DigestMismatch)) => {
-                    stats.read(Read::Corrupt, took);
+                    stats.read(Read::Corrupt(Corrupt::Foreign), took);
                     tracing::debug!(
                         key = call.key.hash(),
                         "the entry belongs to another key input"
                     );
                 }
                 Err(reason) => {
-                    stats.read(Read::Corrupt, took);
+                    stats.read(Read::Corrupt(reason.corrupt()), took);
                     self.telemetry.warn("corrupt", |suppressed| {
                         tracing::warn!(domain = stats.name(), key = call.key.hash(), %reason, suppressed, "purging an invalid cache entry");
                     });
@@ -124,7 +145,7 @@ impl CallPath {
             },
             Ok(None) => stats.read(Read::Miss, took),
             Err(RedisError::WrongType) => {
-                stats.read(Read::Corrupt, took);
+                stats.read(Read::Corrupt(Corrupt::WrongType), took);
                 self.telemetry.warn("corrupt", |suppressed| {
                     tracing::warn!(
                         domain = stats.name(),

@@ -35,6 +35,7 @@ use crate::memory::MemoryStore;
 use crate::policy::Policy;
 use crate::redis::Redis;
 use crate::runtime::Runtime;
+use crate::signing::Signer;
 use crate::telemetry::{Domain, Outcome, Telemetry};
 
 /// What a runtime's calls go through: its stores and their coordination.
@@ -48,6 +49,8 @@ pub(crate) struct CallPath {
     namespace: String,
     default_ttl: Duration,
     max_value_bytes: usize,
+    /// Signs entries written and checks entries read (`CACHE_HMAC_KEY`).
+    signer: Option<Signer>,
     single_flight_wait: Duration,
 }
 
@@ -131,6 +134,7 @@ impl CallPath {
             namespace: config.namespace.clone(),
             default_ttl: config.default_ttl,
             max_value_bytes: config.max_value_bytes,
+            signer: config.signer(),
             single_flight_wait: config.single_flight_wait,
         }
     }

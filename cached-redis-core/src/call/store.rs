@@ -86,13 +86,15 @@ impl CallPath {
                 return (None, Write::None);
             }
         };
-        if body.len() + envelope::HEADER_LEN > self.max_value_bytes {
+        let signer = self.signer.as_ref();
+        let sealed_len = envelope::sealed_len(body.len(), signer);
+        if sealed_len > self.max_value_bytes {
             call.stats.oversize();
             let (domain, max) = (call.stats.name(), self.max_value_bytes);
             self.telemetry.warn_for("oversize", domain, |suppressed| {
                 tracing::warn!(
                     domain,
-                    bytes = body.len() + envelope::HEADER_LEN,
+                    bytes = sealed_len,
                     max,
                     suppressed,
                     "value larger than CACHE_MAX_VALUE_BYTES; returned, not cached"
@@ -100,7 +102,8 @@ impl CallPath {
             });
             return (None, Write::None);
         }
-        let bytes: Bytes = envelope::seal(call.key.digest(), Postcard::ID, call.ttl, &body).into();
+        let bytes: Bytes =
+            envelope::seal_signed(call.key.digest(), Postcard::ID, call.ttl, &body, signer).into();
         if let Some(memory) = &self.memory {
             memory.insert(call.key.exact(), Arc::clone(&bytes), call.ttl);
         }

@@ -9,7 +9,9 @@
 //!   `AsyncRedisCache`;
 //! - in the latency rows also **own thread**: the floor's code, with its
 //!   connection driven by a thread of its own, as ours is — what this
-//!   design costs before any of our work.
+//!   design costs before any of our work; and **ours, HMAC** (with
+//!   `CACHE_HMAC_KEY`) and **ours, TLS** (`rediss://` to the same server's
+//!   TLS port): what those options cost on a hit.
 //!
 //! ```sh
 //! cargo bench --bench side_by_side
@@ -39,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use cached::macros::concurrent_cached;
 use cached_redis::{Config, KeyBuilder, Runtime, redis_cached};
-use cached_redis_test_support::RedisServer;
+use cached_redis_test_support::{Pki, RedisServer};
 use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 
@@ -220,6 +222,23 @@ fn ours_memory_sync(req: &NatalRequest) -> Result<Chart, ChartError> {
     compute(req)
 }
 
+/// Redis on, entries signed; a namespace of its own, so unsigned entries
+/// of `ours` are not taken for forgeries.
+static HMAC: OnceLock<Runtime> = OnceLock::new();
+
+#[redis_cached(domain = "natal", ttl = 3600, runtime = HMAC.get().expect("set"))]
+async fn ours_hmac(req: &NatalRequest) -> Result<Chart, ChartError> {
+    compute(req)
+}
+
+/// Redis on over TLS (the same server's TLS port), a namespace of its own.
+static TLS: OnceLock<Runtime> = OnceLock::new();
+
+#[redis_cached(domain = "natal", ttl = 3600, runtime = TLS.get().expect("set"))]
+async fn ours_tls(req: &NatalRequest) -> Result<Chart, ChartError> {
+    compute(req)
+}
+
 static CACHED_URL: OnceLock<String> = OnceLock::new();
 
 #[concurrent_cached(
@@ -248,6 +267,8 @@ enum Imp {
     OwnThread,
     Cached,
     Ours,
+    OursHmac,
+    OursTls,
 }
 
 impl Imp {
@@ -257,6 +278,8 @@ impl Imp {
             Imp::OwnThread => "own thread",
             Imp::Cached => "cached 4.1",
             Imp::Ours => "ours",
+            Imp::OursHmac => "ours, HMAC",
+            Imp::OursTls => "ours, TLS",
         }
     }
 
@@ -267,6 +290,8 @@ impl Imp {
             Imp::OwnThread => floor(FLOOR_OWN_THREAD.get().expect("connected"), req).await,
             Imp::Cached => with_cached(req).await,
             Imp::Ours => ours(req).await,
+            Imp::OursHmac => ours_hmac(req).await,
+            Imp::OursTls => ours_tls(req).await,
         };
         result.expect("every implementation answers")
     }
@@ -563,7 +588,10 @@ fn count_only(scenario: &str, current: &tokio::runtime::Runtime, body: &[u8]) {
 }
 
 fn main() {
-    let server = RedisServer::start();
+    let pki_dir = std::env::temp_dir().join(format!("side-by-side-{}", std::process::id()));
+    std::fs::create_dir_all(&pki_dir).expect("a directory for certificates");
+    let pki = Pki::new(&["127.0.0.1"]).write(&pki_dir);
+    let server = RedisServer::builder().tls(&pki, false).start();
     let url = server.url();
     CACHED_URL.set(url.clone()).expect("set once");
     // Default settings, but the environment may raise the deadlines (under
@@ -574,7 +602,27 @@ fn main() {
         other => std::env::var(other).ok(),
     })
     .expect("valid config");
-    cached_redis::install(Runtime::new(config)).expect("the first runtime");
+    cached_redis::install(Runtime::new(config.clone())).expect("the first runtime");
+    let with = |build: &dyn Fn(cached_redis::ConfigBuilder) -> cached_redis::ConfigBuilder| {
+        let builder = Config::builder()
+            .redis_enabled(true)
+            .redis_timeout(config.redis_timeout())
+            .connect_timeout(config.connect_timeout());
+        Runtime::new(build(builder).build().expect("valid config"))
+    };
+    let signed = with(&|b| {
+        b.redis_url(&url)
+            .namespace("signed")
+            .hmac_key("a-bench-key-0123456789abcdef012345")
+    });
+    HMAC.set(signed).map_err(drop).expect("set once");
+    let tls_url = server.tls_url();
+    let tls = with(&|b| {
+        b.redis_url(&tls_url)
+            .namespace("tls")
+            .redis_ca_cert(&pki.ca)
+    });
+    TLS.set(tls).map_err(drop).expect("set once");
     let body = postcard::to_allocvec(&compute(request(0)).expect("chart")).expect("encodes");
 
     let workers = tokio::runtime::Builder::new_multi_thread()
@@ -600,15 +648,24 @@ fn main() {
 
     println!("payload {} bytes (postcard); {ROUNDS} rounds", body.len());
     let all = [Imp::Floor, Imp::Cached, Imp::Ours];
+    let options = [Imp::OursHmac, Imp::OursTls];
     // `ONLY=latency,throughput,miss,current,allocations,cpu` runs a subset.
     let only = std::env::var("ONLY").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only.split(',').any(|part| part == name);
     workers.block_on(async {
         warm(&all).await;
+        warm(&options).await;
         if wanted("latency") {
             hit_latency(
                 "Redis hit, 1 caller, 2 workers: p50",
-                &[Imp::Floor, Imp::Cached, Imp::Ours, Imp::OwnThread],
+                &[
+                    Imp::Floor,
+                    Imp::Cached,
+                    Imp::Ours,
+                    Imp::OwnThread,
+                    Imp::OursHmac,
+                    Imp::OursTls,
+                ],
             )
             .await
             .print();

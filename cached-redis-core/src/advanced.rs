@@ -22,26 +22,14 @@ pub use crate::config::{
 };
 pub use crate::duration::{DurationError, parse_duration};
 
-/// The bytes stored under a key: a 64-byte header, then the postcard-encoded
-/// value. Every field is checked on read; anything that does not validate
-/// is a miss, never a value.
-///
-/// ```text
-/// offset size field
-///  0      4   magic  b"CRDS"
-///  4      1   envelope version (1)
-///  5      1   codec id (1 = postcard)
-///  6      2   flags, must be 0 (little-endian u16)
-///  8     32   SHA-256 digest of the key input
-/// 40      8   created at, Unix milliseconds (LE u64)
-/// 48      8   TTL in milliseconds (LE u64)
-/// 56      4   body length (LE u32)
-/// 60      4   CRC-32 (IEEE) of bytes 0..60 followed by the body (LE u32)
-/// 64      n   body
-/// ```
+/// The bytes stored under a key: a 64-byte header, an HMAC when signed
+/// (`CACHE_HMAC_KEY`), then the postcard-encoded value. Every field is
+/// checked on read; anything that does not validate is a miss, never a
+/// value. The layout is in `docs/design.md` ("Envelope format"). `open`
+/// here accepts a signed entry without checking its HMAC: it has no key.
 pub mod envelope {
     pub use crate::envelope::{
-        ENVELOPE_VERSION, Envelope, EnvelopeError, HEADER_LEN, MAGIC, open, seal,
+        ENVELOPE_VERSION, Envelope, EnvelopeError, FLAG_SIGNED, HEADER_LEN, MAGIC, open, seal,
     };
 }
 pub use crate::key::{

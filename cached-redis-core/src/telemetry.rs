@@ -207,20 +207,22 @@ impl Telemetry {
     /// Logs a warning unless one of this `kind` went out recently; then it
     /// is only counted, and the count goes out with the next one.
     pub(crate) fn warn(&self, kind: &'static str, emit: impl FnOnce(u64)) {
-        self.warn_for(kind, "", emit);
+        self.warn_for(kind, "", WARN_EVERY, emit);
     }
 
-    /// [`warn`](Self::warn), limited per domain rather than per kind only.
+    /// [`warn`](Self::warn), limited per domain rather than per kind only,
+    /// at most once `every`.
     pub(crate) fn warn_for(
         &self,
         kind: &'static str,
         domain: &'static str,
+        every: Duration,
         emit: impl FnOnce(u64),
     ) {
         let now = Instant::now();
         let mut warnings = self.warnings.lock().unwrap_or_else(PoisonError::into_inner);
         let (last, suppressed) = warnings.entry((kind, domain)).or_insert((None, 0));
-        if last.is_none_or(|last| now.duration_since(last) >= WARN_EVERY) {
+        if last.is_none_or(|last| now.duration_since(last) >= every) {
             let count = std::mem::take(suppressed);
             *last = Some(now);
             drop(warnings);

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -91,15 +91,16 @@ impl CallPath {
         if sealed_len > self.max_value_bytes {
             call.stats.oversize();
             let (domain, max) = (call.stats.name(), self.max_value_bytes);
-            self.telemetry.warn_for("oversize", domain, |suppressed| {
-                tracing::warn!(
-                    domain,
-                    bytes = sealed_len,
-                    max,
-                    suppressed,
-                    "value larger than CACHE_MAX_VALUE_BYTES; returned, not cached"
-                );
-            });
+            self.telemetry
+                .warn_for("oversize", domain, Duration::from_secs(60), |suppressed| {
+                    tracing::warn!(
+                        domain,
+                        bytes = sealed_len,
+                        max,
+                        suppressed,
+                        "value larger than CACHE_MAX_VALUE_BYTES; returned, not cached"
+                    );
+                });
             return (None, Write::None);
         }
         let bytes: Bytes =

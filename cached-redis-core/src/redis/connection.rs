@@ -116,7 +116,7 @@ impl Connection {
         *self.lock() = match &attempt {
             Ok((conn, generation)) => Slot::Ready(conn.clone(), *generation),
             Err(err) => {
-                // Why, once a minute: a certificate or password that does
+                // Why, rate-limited: a certificate or password that does
                 // not verify fails every attempt the same way.
                 self.telemetry.warn("connect", |suppressed| {
                     tracing::warn!(error = %err, suppressed, "cannot connect to Redis; calls fall back");

@@ -347,7 +347,7 @@ impl Verdict<'_> {
             && err.code() == Some("NOPERM")
         {
             // A misconfigured ACL user fails the same way on every call:
-            // say which permission is missing, once a minute.
+            // say which permission is missing, rate-limited.
             self.redis.telemetry.warn("noperm", |suppressed| {
                 tracing::warn!(error = %err, suppressed, "the Redis user lacks a permission the cache needs (see docs/security.md)");
             });

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use cached_redis::advanced::envelope::{HEADER_LEN, seal};
@@ -40,8 +41,27 @@ async fn write(server: &RedisServer, rt: &Runtime, req: &NatalRequest) -> String
     wait_for_keys(server, "meridian:v1:natal:*", 1).remove(0)
 }
 
+/// The process's metrics, rendered (one recorder for the test binary).
+fn metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::set_global_recorder(recorder).expect("the only recorder");
+        handle
+    })
+}
+
+fn counter(page: &str, series: &str) -> u64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(series))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 #[tokio::test]
 async fn another_key_is_rejected_and_the_previous_key_accepted() {
+    let metrics = metrics();
     let server = RedisServer::start();
     let req = NatalRequest::new("1990-01-01");
     let key = write(&server, &signed(&server, K1, None), &req).await;
@@ -67,10 +87,17 @@ async fn another_key_is_rejected_and_the_previous_key_accepted() {
     let k1 = signed(&server, K1, None);
     assert_eq!(natal(&req, &k1, &calls).await, compute_chart(&req));
     assert_eq!((calls.get(), k1.stats().total.corrupt), (2, 1));
+    // Counted by reason (the other test adds hmac rejections too, never damage).
+    let page = metrics.render();
+    let series =
+        |reason: &str| format!("cache_redis_corrupt_total{{domain=\"natal\",reason=\"{reason}\"}}");
+    assert!(counter(&page, &series("hmac")) >= 2, "{page}");
+    assert_eq!(counter(&page, &series("damaged")), 0, "{page}");
 }
 
 #[tokio::test]
 async fn a_forged_entry_with_a_valid_checksum_is_never_returned() {
+    metrics();
     let server = RedisServer::start();
     let req = NatalRequest::new("1990-01-01");
     let rt = signed(&server, K1, None);

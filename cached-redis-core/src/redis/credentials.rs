@@ -179,3 +179,36 @@ fn missing(absent: &'static str, given: &'static str) -> ConfigError {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+
+    #[test]
+    fn the_environment_credentials_win_over_the_urls() {
+        let config = Config::from_lookup(|name| {
+            Some(match name {
+                "REDIS_URL" => "redis://url-user:url-pw@127.0.0.1:6379/2".to_owned(),
+                "REDIS_USERNAME" => "env-user".to_owned(),
+                "REDIS_PASSWORD" => " env pw ".to_owned(),
+                _ => return None,
+            })
+        })
+        .unwrap();
+        let client = config.credentials.client(&config.redis_url).unwrap();
+        let settings = client.get_connection_info().redis_settings();
+        assert_eq!(settings.username(), Some("env-user"));
+        assert_eq!(settings.password(), Some(" env pw "), "taken as given");
+        assert_eq!(settings.db(), 2, "the rest of the URL is kept");
+
+        let url_only = Config::builder()
+            .redis_url("redis://url-user:url-pw@127.0.0.1:6379")
+            .build()
+            .unwrap();
+        let client = url_only.credentials.client(&url_only.redis_url).unwrap();
+        assert_eq!(
+            client.get_connection_info().redis_settings().password(),
+            Some("url-pw")
+        );
+    }
+}

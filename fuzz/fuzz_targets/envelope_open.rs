@@ -8,9 +8,14 @@
 //!    without panicking, and whatever it accepts is decoded;
 //! 2. as the *body* of an envelope made with `seal` (so the header is valid
 //!    and the checksum right): `open` must accept it unchanged, the body is
-//!    decoded, and one damaged byte of the sealed entry must be rejected.
+//!    decoded, the sealed bytes must be exactly the documented layout, and
+//!    one damaged byte of the sealed entry must be rejected;
+//! 3. as a *signed* entry built by hand from the documented layout (flag
+//!    bit 0, a 32-byte tag after the header: the first 32 input bytes),
+//!    which the public `open` accepts without checking the HMAC (it has no
+//!    key): it must find the body after the tag.
 //!
-//! The second path is what takes the fuzzer deep into postcard: arbitrary
+//! Paths 2 and 3 are what take the fuzzer deep into postcard: arbitrary
 //! bodies almost never come with a matching CRC-32 on the first.
 #![no_main]
 
@@ -18,7 +23,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use cached_redis_core::KeyBuilder;
-use cached_redis_core::advanced::envelope::{EnvelopeError, HEADER_LEN, open, seal};
+use cached_redis_core::advanced::envelope::{
+    ENVELOPE_VERSION, EnvelopeError, FLAG_SIGNED, HEADER_LEN, MAGIC, open, seal,
+};
 use libfuzzer_sys::fuzz_target;
 use serde::{Deserialize, Serialize};
 
@@ -97,10 +104,49 @@ fn check_round_trip(chart: &Chart) {
     );
 }
 
+/// An envelope built from the layout in the documentation (offsets, LE
+/// fields, CRC-32 of bytes 0..60 then all that follows them), not by `seal`.
+fn by_the_book(flags: u16, created_at_ms: u64, ttl_ms: u64, tag: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&MAGIC);
+    bytes.push(ENVELOPE_VERSION);
+    bytes.push(POSTCARD);
+    bytes.extend_from_slice(&flags.to_le_bytes());
+    bytes.extend_from_slice(&DIGEST);
+    bytes.extend_from_slice(&created_at_ms.to_le_bytes());
+    bytes.extend_from_slice(&ttl_ms.to_le_bytes());
+    bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&bytes);
+    crc.update(tag);
+    crc.update(body);
+    bytes.extend_from_slice(&crc.finalize().to_le_bytes());
+    bytes.extend_from_slice(tag);
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// One byte changed anywhere (header, tag or body) is always caught: the
+/// fields are checked or covered by the CRC-32, which detects every burst
+/// of up to 32 bits.
+fn check_damage_is_caught(sealed: &[u8], data: &[u8]) {
+    let at = (usize::from(data.last().copied().unwrap_or(0)) * 31 + data.len()) % sealed.len();
+    let mut damaged = sealed.to_vec();
+    damaged[at] ^= data.get(1).copied().unwrap_or(0x40) | 1;
+    assert!(
+        open(&damaged, &DIGEST, POSTCARD).is_err(),
+        "byte {at} damaged, yet the entry opened"
+    );
+    // A truncated entry is refused too.
+    assert!(open(&sealed[..sealed.len() - 1], &DIGEST, POSTCARD).is_err());
+}
+
 fuzz_target!(|data: &[u8]| {
     // 1. The input as stored bytes.
     if let Ok(envelope) = open(data, &DIGEST, POSTCARD) {
-        assert_eq!(envelope.body, &data[HEADER_LEN..]);
+        let signed = u16::from_le_bytes([data[6], data[7]]) & FLAG_SIGNED != 0;
+        let tag_len = if signed { 32 } else { 0 };
+        assert_eq!(envelope.body, &data[HEADER_LEN + tag_len..]);
         if let Some(chart) = decode(envelope.body) {
             check_round_trip(&chart);
         }
@@ -109,10 +155,15 @@ fuzz_target!(|data: &[u8]| {
     // 2. The input as the body of a valid envelope.
     let ttl = Duration::from_millis(u64::from(data.first().copied().unwrap_or(0)) * 1000);
     let sealed = seal(&DIGEST, POSTCARD, ttl, data);
-    assert_eq!(sealed.len(), HEADER_LEN + data.len());
     let envelope = open(&sealed, &DIGEST, POSTCARD).expect("a sealed entry opens");
     assert_eq!(envelope.body, data);
     assert_eq!(envelope.ttl, ttl);
+    let ttl_ms = ttl.as_millis() as u64;
+    assert_eq!(
+        sealed,
+        by_the_book(0, envelope.created_at_ms, ttl_ms, &[], data),
+        "seal does not write the documented layout"
+    );
     if let Some(chart) = decode(envelope.body) {
         check_round_trip(&chart);
     }
@@ -124,15 +175,17 @@ fuzz_target!(|data: &[u8]| {
         open(&sealed, &DIGEST, POSTCARD + 1),
         Err(EnvelopeError::CodecMismatch { .. })
     ));
-    // One damaged byte anywhere (header or body) is always caught: CRC-32
-    // detects every burst of up to 32 bits.
-    let at = (usize::from(data.last().copied().unwrap_or(0)) * 31 + data.len()) % sealed.len();
-    let mut damaged = sealed.clone();
-    damaged[at] ^= data.get(1).copied().unwrap_or(0x40) | 1;
-    assert!(
-        open(&damaged, &DIGEST, POSTCARD).is_err(),
-        "byte {at} damaged, yet the entry opened"
-    );
-    // A truncated entry is refused too.
-    assert!(open(&sealed[..sealed.len() - 1], &DIGEST, POSTCARD).is_err());
+    check_damage_is_caught(&sealed, data);
+
+    // 3. A signed entry: the first 32 bytes as the tag, the rest as the body.
+    if let Some((tag, body)) = data.split_at_checked(32) {
+        let signed = by_the_book(FLAG_SIGNED, 1_700_000_000_000, ttl_ms, tag, body);
+        let envelope = open(&signed, &DIGEST, POSTCARD).expect("a signed entry opens");
+        assert_eq!(envelope.body, body);
+        assert_eq!(envelope.created_at_ms, 1_700_000_000_000);
+        if let Some(chart) = decode(envelope.body) {
+            check_round_trip(&chart);
+        }
+        check_damage_is_caught(&signed, data);
+    }
 });

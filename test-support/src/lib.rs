@@ -13,6 +13,8 @@
 //!   immediately, to prove that a code path never even tried to connect.
 //! - [`Blackhole`] accepts connections and never answers, to exercise
 //!   timeouts.
+//! - [`RedisCluster`] starts primaries in cluster mode and forms a cluster
+//!   of them, with the slots split evenly.
 //! - [`Pki`] makes a CA and certificates signed by it, for TLS servers
 //!   ([`RedisServerBuilder::tls`]) and clients.
 //! - [`refused_url`] gives a URL where nothing listens.
@@ -33,6 +35,7 @@
 //! assert_eq!(pong, "PONG");
 //! ```
 
+mod cluster;
 mod listeners;
 mod pki;
 mod server;
@@ -41,6 +44,7 @@ use std::net::TcpListener;
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub use cluster::RedisCluster;
 pub use listeners::{Blackhole, ConnectionRecorder};
 pub use pki::{Pem, Pki, PkiFiles};
 pub use server::{RedisServer, RedisServerBuilder};

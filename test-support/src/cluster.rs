@@ -1,0 +1,169 @@
+//! A throw-away Redis Cluster: primaries started as [`RedisServer`]s with
+//! cluster mode on, introduced to each other, the 16384 slots split evenly
+//! between them, and waited for until every node reports `cluster_state:ok`.
+
+use std::time::Duration;
+
+use crate::{RedisServer, free_port, wait_until};
+
+/// Slots in a Redis Cluster.
+const SLOTS: u16 = 16384;
+/// How long a cluster may take to agree it is whole.
+const FORM_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A cluster of primaries (no replicas) on loopback ports of their own.
+///
+/// ```no_run
+/// use cached_redis_test_support::RedisCluster;
+///
+/// let cluster = RedisCluster::start(3);
+/// assert_eq!(cluster.urls().len(), 3);
+/// ```
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts `primaries` nodes and forms the cluster.
+    ///
+    /// # Panics
+    ///
+    /// If a node does not start, or the cluster is not `ok` within 20 s
+    /// (the message includes every node's `CLUSTER INFO`).
+    pub fn start(primaries: usize) -> RedisCluster {
+        assert!(primaries >= 1, "a cluster needs a primary");
+        let buses: Vec<u16> = (0..primaries).map(|_| free_port()).collect();
+        let nodes: Vec<RedisServer> = buses
+            .iter()
+            .map(|bus| {
+                RedisServer::builder()
+                    .arg("--cluster-enabled")
+                    .arg("yes")
+                    .arg("--cluster-config-file")
+                    .arg("nodes.conf")
+                    .arg("--cluster-node-timeout")
+                    .arg("1000")
+                    // The bus port is chosen, not port + 10000, which may
+                    // be taken or past 65535.
+                    .arg("--cluster-port")
+                    .arg(&bus.to_string())
+                    .start()
+            })
+            .collect();
+        let cluster = RedisCluster { nodes };
+        cluster.form(&buses);
+        cluster
+    }
+
+    fn form(&self, buses: &[u16]) {
+        let first = &self.nodes[0];
+        for (node, bus) in self.nodes.iter().zip(buses).skip(1) {
+            let () = redis::cmd("CLUSTER")
+                .arg("MEET")
+                .arg("127.0.0.1")
+                .arg(node.port())
+                .arg(*bus)
+                .query(&mut first.connection())
+                .expect("CLUSTER MEET");
+        }
+        let count = self.nodes.len() as u16;
+        for (i, node) in self.nodes.iter().enumerate() {
+            let i = i as u16;
+            let (start, end) = (SLOTS * i / count, SLOTS * (i + 1) / count - 1);
+            let () = redis::cmd("CLUSTER")
+                .arg("ADDSLOTSRANGE")
+                .arg(start)
+                .arg(end)
+                .query(&mut node.connection())
+                .expect("CLUSTER ADDSLOTSRANGE");
+        }
+        if !wait_until(FORM_TIMEOUT, || self.is_ok()) {
+            panic!("the cluster did not form:\n{}", self.describe());
+        }
+    }
+
+    /// Whether every running node sees all slots served and every node known.
+    pub fn is_ok(&self) -> bool {
+        self.nodes.iter().filter(|n| n.is_running()).all(|node| {
+            let Ok(mut con) = node.try_connection() else {
+                return false;
+            };
+            let info: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query(&mut con)
+                .unwrap_or_default();
+            let known = format!("cluster_known_nodes:{}", self.nodes.len());
+            info.contains("cluster_state:ok") && info.contains(&known)
+        })
+    }
+
+    /// Every node's `CLUSTER INFO`, for failure messages.
+    fn describe(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|node| {
+                let info: String = node
+                    .try_connection()
+                    .and_then(|mut con| redis::cmd("CLUSTER").arg("INFO").query(&mut con))
+                    .unwrap_or_else(|e| format!("unreachable: {e}"));
+                format!("127.0.0.1:{}\n{info}", node.port())
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The nodes' URLs (`redis://127.0.0.1:PORT/`), the seeds a cluster
+    /// client starts from.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// The nodes, to kill, pause, restart or inspect one.
+    pub fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
+    }
+
+    /// The node serving `key`'s slot.
+    pub fn node_for(&self, key: &str) -> &RedisServer {
+        let slot: u16 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut self.nodes[0].connection())
+            .expect("CLUSTER KEYSLOT");
+        let count = self.nodes.len() as u32;
+        let index = (u32::from(slot) * count / u32::from(SLOTS)) as usize;
+        &self.nodes[index]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn three_primaries_form_a_cluster_and_split_the_slots() {
+        let cluster = RedisCluster::start(3);
+        assert!(cluster.is_ok());
+        // Each node holds what the slot map says it holds: a key written to
+        // its node is there, and another node redirects it.
+        for key in ["a", "b", "c", "natal:1", "natal:2", "natal:3"] {
+            let node = cluster.node_for(key);
+            let () = redis::cmd("SET")
+                .arg(key)
+                .arg(1)
+                .query(&mut node.connection())
+                .expect("the slot's own node takes the write");
+            let other = cluster
+                .nodes()
+                .iter()
+                .find(|n| n.port() != node.port())
+                .unwrap();
+            let moved = redis::cmd("GET")
+                .arg(key)
+                .query::<Option<i64>>(&mut other.connection());
+            let err = moved.expect_err("another node redirects");
+            assert_eq!(err.code(), Some("MOVED"), "{err}");
+        }
+    }
+}

@@ -44,6 +44,10 @@ impl RedisCluster {
                     .arg("nodes.conf")
                     .arg("--cluster-node-timeout")
                     .arg("1000")
+                    // One primary down must leave the others serving
+                    // their slots (the default stops the whole cluster).
+                    .arg("--cluster-require-full-coverage")
+                    .arg("no")
                     // The bus port is chosen, not port + 10000, which may
                     // be taken or past 65535.
                     .arg("--cluster-port")

@@ -160,6 +160,9 @@ async fn a_password_change_is_survived_and_caching_resumes() {
         .map(|d| NatalRequest::new(&format!("2000-01-0{d}")))
         .collect();
     assert_eq!(natal(&reqs[0], &rt, &calls).await, compute_chart(&reqs[0]));
+    // That write lands before the change (it is behind the caller).
+    assert!(rt.flush(SETTLE).await);
+    wait_for_keys(&server, "meridian:*", 1);
 
     // The server's password changes and the live connections are dropped.
     acl_setuser(&server, "rotating", "second-pw", CACHE_RULES);

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use cached_redis::{Config, Runtime, redis_cached};
@@ -121,7 +119,7 @@ async fn the_documented_acl_line_suffices_for_the_whole_cycle() {
 
 #[tokio::test]
 async fn a_missing_permission_falls_back_and_is_named_in_the_log() {
-    let logs = capture_logs();
+    let logs = capture_logs(tracing::Level::WARN);
     let server = RedisServer::start();
     acl_setuser(
         &server,
@@ -209,39 +207,4 @@ fn raw_type(server: &RedisServer, key: &str) -> String {
         .arg(key)
         .query(&mut server.connection())
         .unwrap()
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The process's log (one subscriber for the whole test binary).
-fn capture_logs() -> Captured {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::WARN)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        captured
-    })
-    .clone()
 }

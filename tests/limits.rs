@@ -4,9 +4,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use cached_redis::{Config, Runtime, redis_cached};
 use cached_redis_test_support::RedisServer;
 use common::*;
@@ -17,28 +14,9 @@ async fn blob(len: usize, rt: &Runtime, calls: &Calls) -> Vec<u8> {
     vec![7; len]
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn an_oversize_value_is_returned_counted_and_stored_nowhere() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let captured = capture_logs(tracing::Level::WARN);
 
     let server = RedisServer::start();
     let config = Config::builder()
@@ -67,7 +45,7 @@ async fn an_oversize_value_is_returned_counted_and_stored_nowhere() {
     let stats = rt.stats().domain("blobs");
     assert_eq!(stats.oversize, 3);
 
-    let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let log = captured.text();
     let warned = log
         .lines()
         .filter(|l| l.contains("CACHE_MAX_VALUE_BYTES"))

@@ -5,32 +5,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cached_redis::{BreakerState, Config, Runtime, redis_cached};
 use cached_redis_test_support::{RedisServer, wait_until};
 use common::*;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[redis_cached(domain = "natal", runtime = rt, skip(rt))]
 async fn natal(req: &NatalRequest, rt: &Runtime) -> Chart {
@@ -39,13 +18,7 @@ async fn natal(req: &NatalRequest, rt: &Runtime) -> Chart {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_logs_each_transition_once_and_no_secret() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let captured = capture_logs(tracing::Level::TRACE);
 
     const PASSWORD: &str = "hunter2-correct-horse";
     let server = RedisServer::builder().password(PASSWORD).start();

@@ -5,9 +5,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use cached_redis::{Config, Runtime, redis_cached};
 use cached_redis_test_support::{Blackhole, Pki, RedisServer, refused_url};
 use common::*;
@@ -17,32 +14,13 @@ async fn natal(req: &NatalRequest, rt: &Runtime) -> Chart {
     compute_chart(req)
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 const URL_SECRET: &str = "url-secret-Zq81";
 const ENV_SECRET: &str = "env-secret-Kx27";
 const HMAC_SECRET: &str = "hmac-secret-Wv55-0123456789abcdef";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_a_log_line_an_error_or_a_debug_string() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let captured = capture_logs(tracing::Level::TRACE);
 
     let dir = std::env::temp_dir().join(format!("cached-redis-secrets-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -122,7 +100,7 @@ async fn no_secret_reaches_a_log_line_an_error_or_a_debug_string() {
         shown += &format!("{err}\n{err:?}\n");
     }
 
-    let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned() + &shown;
+    let log = captured.text() + &shown;
     assert!(
         log.contains("cannot connect to Redis"),
         "the failures were logged: {log}"

@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests (each test file uses a subset).
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use cached_redis::{Config, Runtime};
@@ -135,3 +137,41 @@ pub fn deadline_runtime(url: &str, breaker_open: Duration) -> Runtime {
 /// under the 5 s connect timeout (and the client has no response timeout of
 /// its own), so a lost deadline fails the test.
 pub const DEADLINE_BOUND: Duration = Duration::from_millis(500);
+
+/// Every line the process logs, as the formatter writes it.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures the process's log at `level` and above: one global subscriber
+/// per test binary, installed by the first call (a binary that captures
+/// uses a single level).
+pub fn capture_logs(level: tracing::Level) -> Captured {
+    static LOGS: OnceLock<Captured> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        captured
+    })
+    .clone()
+}

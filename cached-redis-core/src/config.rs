@@ -202,15 +202,9 @@ impl Config {
         if let Some((_, value)) = var("REDIS_CA_CERT") {
             builder = builder.redis_ca_cert(value);
         }
-        if let (Some((_, cert)), Some((_, key))) =
-            (var("REDIS_CLIENT_CERT"), var("REDIS_CLIENT_KEY"))
-        {
-            builder = builder.redis_client_cert(cert, key);
-        } else if let Some((_, cert)) = var("REDIS_CLIENT_CERT") {
-            builder.config.credentials.client_cert = Some(cert.into());
-        } else if let Some((_, key)) = var("REDIS_CLIENT_KEY") {
-            builder.config.credentials.client_key = Some(key.into());
-        }
+        // One without the other is refused when the configuration is built.
+        builder.config.credentials.client_cert = var("REDIS_CLIENT_CERT").map(|(_, v)| v.into());
+        builder.config.credentials.client_key = var("REDIS_CLIENT_KEY").map(|(_, v)| v.into());
         // Keys are taken byte for byte, never trimmed.
         if let Some(value) = lookup("CACHE_HMAC_KEY").filter(|v| !v.is_empty()) {
             builder = builder.hmac_key(value);

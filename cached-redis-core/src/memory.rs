@@ -19,8 +19,9 @@ pub(crate) type Bytes = Arc<[u8]>;
 /// its own TTL.
 ///
 /// `quick_cache` rather than `moka`: a hit here is the whole cost of a call
-/// with Redis off, and its lookup (a shard's read lock, no clock, no
-/// bookkeeping queue) is a few times cheaper (`docs/performance.md`).
+/// with Redis off, and its lookup (a shard's read lock and a probe, no
+/// queue of reads for an eviction policy to work through) is cheaper
+/// (`docs/performance.md`).
 /// It has no TTLs of its own: an entry carries its deadline, a lookup
 /// past it finds nothing and removes it, and an expired entry nobody asks
 /// for again is evicted like any cold one.

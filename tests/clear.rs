@@ -71,3 +71,24 @@ async fn clear_touches_only_its_domain() {
     let invalid = rt.clear("Natal*", "v1").await;
     assert!(invalid.is_err(), "a pattern is not a domain");
 }
+
+#[tokio::test]
+async fn with_redis_off_clear_empties_only_its_domain_in_memory() {
+    let rt = memory_runtime(&cached_redis_test_support::refused_url());
+    for day in 1..=3 {
+        natal(day, &rt);
+        natal_v2(day, &rt);
+        natal_next(day, &rt);
+    }
+    let served = |rt: &Runtime| rt.stats().total.memory_hits;
+    let before = served(&rt);
+    assert_eq!(rt.clear("natal", "v1").await.unwrap(), 0);
+    for day in 1..=3 {
+        assert_eq!(natal(day, &rt), day * 2);
+        assert_eq!(natal_v2(day, &rt), day * 3);
+        assert_eq!(natal_next(day, &rt), day * 4);
+    }
+    // natal v1 computed again; natal-v2 and natal v2 were still held.
+    assert_eq!(rt.stats().domain("natal").computes, 9);
+    assert_eq!(served(&rt) - before, 6);
+}

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use cached_redis::{Config, Runtime, redis_cached};
+use cached_redis::{Config, ConfigBuilder, Runtime, redis_cached};
 use cached_redis_test_support::{RedisServer, wait_until};
 use common::*;
 
@@ -45,15 +45,22 @@ fn denied(server: &RedisServer) -> Vec<String> {
 }
 
 fn runtime_as(server: &RedisServer, user: &str, password: &str) -> Runtime {
+    runtime_with(server, user, password, |config| config)
+}
+
+fn runtime_with(
+    server: &RedisServer,
+    user: &str,
+    password: &str,
+    tune: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+) -> Runtime {
     let config = Config::builder()
         .redis_enabled(true)
         .redis_url(server.url())
         .redis_username(user)
         .redis_password(password)
-        .breaker_open(Duration::from_millis(100))
-        .build()
-        .expect("valid config");
-    Runtime::new(config)
+        .breaker_open(Duration::from_millis(100));
+    Runtime::new(tune(config).build().expect("valid config"))
 }
 
 #[tokio::test]
@@ -127,14 +134,21 @@ async fn a_missing_permission_falls_back_and_is_named_in_the_log() {
         "pw",
         &CACHE_RULES.replace(" +set", ""),
     );
-    let rt = runtime_as(&server, "cache-noset", "pw");
+    // One refused write opens the breaker, for longer than the test.
+    let rt = runtime_with(&server, "cache-noset", "pw", |config| {
+        config
+            .breaker_failures(1)
+            .breaker_open(Duration::from_secs(60))
+    });
     let calls = Calls::default();
     let req = NatalRequest::new("1990-01-01");
     for _ in 0..3 {
         assert_eq!(natal(&req, &rt, &calls).await, compute_chart(&req));
+        // The write is refused before the next call looks.
+        assert!(rt.flush(SETTLE).await);
     }
     assert_eq!(calls.get(), 1, "memory serves what Redis would not take");
-    assert!(rt.flush(SETTLE).await);
+    assert_eq!(rt.stats().total.memory_hits, 2);
     assert!(keys(&server, "meridian:*").is_empty());
     assert!(
         wait_until(SETTLE, || logs

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::duration::parse_duration;
 use crate::key::{DEFAULT_NAMESPACE, is_valid_label};
+use crate::redis::topology::{CLUSTER_URLS, SENTINEL_MASTER, SENTINEL_URLS, Topology};
 use crate::redis::{Credentials, Secret};
 use crate::signing::{MIN_KEY_LEN, Signer};
 
@@ -102,6 +103,7 @@ pub enum ConfigError {
 pub struct Config {
     pub(crate) redis_enabled: bool,
     pub(crate) redis_url: String,
+    pub(crate) topology: Topology,
     pub(crate) namespace: String,
     pub(crate) default_ttl: Duration,
     pub(crate) memory_capacity: u64,
@@ -126,6 +128,7 @@ impl Default for Config {
         Config {
             redis_enabled: false,
             redis_url: DEFAULT_REDIS_URL.to_owned(),
+            topology: Topology::Single,
             namespace: DEFAULT_NAMESPACE.to_owned(),
             default_ttl: DEFAULT_TTL,
             memory_capacity: DEFAULT_MEMORY_CAPACITY,
@@ -191,6 +194,27 @@ impl Config {
         }
         if let Some((_, value)) = var("REDIS_URL") {
             builder = builder.redis_url(value);
+        }
+        match (var(CLUSTER_URLS), var(SENTINEL_URLS), var(SENTINEL_MASTER)) {
+            (Some(_), Some(_), _) => {
+                return Err(ConfigError::InvalidSetting {
+                    name: CLUSTER_URLS,
+                    expected: "either REDIS_CLUSTER_URLS or REDIS_SENTINEL_URLS, not both",
+                });
+            }
+            (Some((_, seeds)), None, _) => {
+                builder = builder.redis_cluster(Topology::url_list(&seeds));
+            }
+            (None, Some((_, sentinels)), Some((_, master))) => {
+                builder = builder.redis_sentinel(Topology::url_list(&sentinels), master.trim());
+            }
+            (None, Some(_), None) => {
+                return Err(ConfigError::InvalidSetting {
+                    name: SENTINEL_MASTER,
+                    expected: "the master's name whenever REDIS_SENTINEL_URLS is set",
+                });
+            }
+            (None, None, _) => {}
         }
         if let Some((_, value)) = var("REDIS_USERNAME") {
             builder = builder.redis_username(value);
@@ -332,6 +356,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("redis_enabled", &self.redis_enabled)
             .field("redis_url", &self.redis_url_redacted())
+            .field("topology", &self.topology)
             .field("namespace", &self.namespace)
             .field("default_ttl", &self.default_ttl)
             .field("memory_capacity", &self.memory_capacity)
@@ -367,6 +392,33 @@ impl ConfigBuilder {
     /// Sets the Redis URL, e.g. `redis://:password@host:6379/0`.
     pub fn redis_url(mut self, url: impl Into<String>) -> Self {
         self.config.redis_url = url.into();
+        self
+    }
+    /// Talks to a Redis Cluster found through these seed nodes
+    /// (`REDIS_CLUSTER_URLS`) instead of the one node at
+    /// [`redis_url`](Self::redis_url). All `redis://`, or all `rediss://`;
+    /// username, password and TLS settings apply to every node.
+    pub fn redis_cluster<S: Into<String>>(mut self, seeds: impl IntoIterator<Item = S>) -> Self {
+        self.config.topology = Topology::Cluster {
+            seeds: seeds.into_iter().map(Into::into).collect(),
+        };
+        self
+    }
+    /// Talks to the master these Sentinels know as `master`
+    /// (`REDIS_SENTINEL_URLS`, `REDIS_SENTINEL_MASTER`), found again after
+    /// a failover, instead of the one node at [`redis_url`](Self::redis_url).
+    /// The Sentinels authenticate with what their URLs carry; the master
+    /// with the username and password set here (or in `REDIS_USERNAME`,
+    /// `REDIS_PASSWORD`). TLS settings apply to both.
+    pub fn redis_sentinel<S: Into<String>>(
+        mut self,
+        sentinels: impl IntoIterator<Item = S>,
+        master: impl Into<String>,
+    ) -> Self {
+        self.config.topology = Topology::Sentinel {
+            sentinels: sentinels.into_iter().map(Into::into).collect(),
+            master: master.into(),
+        };
         self
     }
     /// Sets the username to authenticate as (an ACL user); wins over the URL's.
@@ -490,7 +542,8 @@ impl ConfigBuilder {
         namespace_name: &'static str,
     ) -> Result<Config, ConfigError> {
         let mut config = self.config;
-        config.credentials.load(&config.redis_url, url_name)?;
+        let (urls, url_name) = config.topology.urls(&config.redis_url, url_name)?;
+        config.credentials.load(urls, url_name)?;
         if !is_valid_label(&config.namespace) {
             return Err(ConfigError::InvalidVar {
                 name: namespace_name,

@@ -148,9 +148,9 @@ pub(crate) struct Telemetry {
     total: Arc<Counters>,
     domains: RwLock<HashMap<&'static str, Arc<Domain>>>,
     breaker: AtomicU8,
-    /// Per kind of warning and domain ("" for none): when one last went
-    /// out, and how many were held back since.
-    warnings: Mutex<HashMap<(&'static str, &'static str), Warned>>,
+    /// Per kind of warning, then per subject (a domain, a cluster node;
+    /// "" for none): when one last went out, and how many were held back since.
+    warnings: Mutex<HashMap<&'static str, HashMap<Box<str>, Warned>>>,
 }
 
 /// One domain's counters and metric keys.
@@ -210,18 +210,24 @@ impl Telemetry {
         self.warn_for(kind, "", WARN_EVERY, emit);
     }
 
-    /// [`warn`](Self::warn), limited per domain rather than per kind only,
-    /// at most once `every`.
+    /// [`warn`](Self::warn), limited per subject (a domain, a cluster
+    /// node) rather than per kind only, at most once `every`.
     pub(crate) fn warn_for(
         &self,
         kind: &'static str,
-        domain: &'static str,
+        subject: &str,
         every: Duration,
         emit: impl FnOnce(u64),
     ) {
         let now = Instant::now();
         let mut warnings = self.warnings.lock().unwrap_or_else(PoisonError::into_inner);
-        let (last, suppressed) = warnings.entry((kind, domain)).or_insert((None, 0));
+        let subjects = warnings.entry(kind).or_default();
+        if !subjects.contains_key(subject) {
+            subjects.insert(subject.into(), (None, 0));
+        }
+        let Some((last, suppressed)) = subjects.get_mut(subject) else {
+            return;
+        };
         if last.is_none_or(|last| now.duration_since(last) >= every) {
             let count = std::mem::take(suppressed);
             *last = Some(now);
@@ -429,7 +435,10 @@ mod tests {
         telemetry.warn("key", |suppressed| emitted.push(suppressed));
         assert_eq!(emitted, vec![0, 0], "kinds are limited separately");
         let warnings = telemetry.warnings.lock().unwrap();
-        assert_eq!(warnings.get(&("corrupt", "")).map(|(_, n)| *n), Some(99));
+        assert_eq!(
+            warnings.get("corrupt").and_then(|s| s.get("")).map(|(_, n)| *n),
+            Some(99)
+        );
     }
 
     #[test]

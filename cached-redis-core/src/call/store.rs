@@ -120,10 +120,10 @@ impl CallPath {
         let (Some(redis), Some(io)) = (&self.redis, io()) else {
             return Write::None;
         };
-        // While the breaker is not closed, Redis is not trusted with
-        // writes: a failing Redis gets no extra traffic, and the probe that
-        // tests it is a call's lookup.
-        if redis.breaker_state() != BreakerState::Closed {
+        // While the key's breaker (in a cluster, its primary's) is not
+        // closed, Redis is not trusted with writes: a failing Redis gets no
+        // extra traffic, and the probe that tests it is a call's lookup.
+        if redis.breaker_state_for(call.key.as_bytes()) != BreakerState::Closed {
             return Write::Skipped;
         }
         let Some(permit) = redis.write_permit() else {

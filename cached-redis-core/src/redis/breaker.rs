@@ -108,7 +108,13 @@ impl Breaker {
         }
     }
 
+    /// A new, closed breaker with the same settings.
+    pub(crate) fn like(&self) -> Breaker {
+        Breaker::new(self.failures_to_open, self.open_for, self.probe_limit)
+    }
+
     /// Whether an operation may contact Redis now.
+
     pub(crate) fn admit(&self) -> Option<Pass> {
         let mut inner = self.lock();
         let now = Instant::now();

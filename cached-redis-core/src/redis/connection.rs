@@ -1,5 +1,6 @@
-//! The one shared Redis connection of a runtime, made lazily and replaced
-//! when it fails.
+//! The one shared Redis connection of a runtime — to a node, to a master
+//! found through Sentinel, or to a Redis Cluster — made lazily and
+//! replaced when it fails.
 //!
 //! The connection's driver runs on the cache's I/O thread, so it outlives
 //! whichever executor first needed it; callers hand commands to it and await
@@ -15,19 +16,88 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::{AsyncConnectionConfig, Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value};
 use tokio::sync::watch;
 use tokio::time::timeout;
 
+use super::sentinel::Sentinel;
 use crate::io::Io;
 use crate::telemetry::Telemetry;
 
 /// What a connection attempt produced: a connection and its generation.
-type Attempt = Option<Result<(MultiplexedConnection, u64), RedisError>>;
+type Attempt = Option<Result<(Conn, u64), RedisError>>;
+
+/// How connections are made.
+pub(super) enum Connector {
+    Node(Client),
+    Sentinel(Sentinel),
+    Cluster(ClusterClient),
+}
+
+/// A live connection: multiplexed to one node, or the cluster client's
+/// (which keeps one per node and routes each command by its key's slot).
+#[derive(Clone)]
+pub(super) enum Conn {
+    Node(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Node(conn) => conn.req_packed_command(cmd),
+            Conn::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Node(conn) => conn.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(conn) => conn.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Node(conn) => conn.get_db(),
+            Conn::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+impl Conn {
+    /// Sends `cmd` to the cluster node at `host:port` rather than by key.
+    pub(super) async fn route_to(
+        &mut self,
+        host: &str,
+        port: u16,
+        cmd: &Cmd,
+    ) -> redis::RedisResult<Value> {
+        match self {
+            Conn::Node(conn) => conn.req_packed_command(cmd).await,
+            Conn::Cluster(conn) => {
+                let node = SingleNodeRoutingInfo::ByAddress {
+                    host: host.to_owned(),
+                    port,
+                };
+                conn.route_command(cmd.clone(), RoutingInfo::SingleNode(node))
+                    .await
+            }
+        }
+    }
+}
 
 pub(super) struct Connection {
-    client: Client,
+    connector: Connector,
     connect_timeout: Duration,
     telemetry: Arc<Telemetry>,
     slot: Mutex<Slot>,
@@ -38,17 +108,17 @@ enum Slot {
     Empty,
     Connecting(watch::Receiver<Attempt>),
     /// A connection and its generation, which tells connections apart.
-    Ready(MultiplexedConnection, u64),
+    Ready(Conn, u64),
 }
 
 impl Connection {
     pub(super) fn new(
-        client: Client,
+        connector: Connector,
         connect_timeout: Duration,
         telemetry: Arc<Telemetry>,
     ) -> Connection {
         Connection {
-            client,
+            connector,
             connect_timeout,
             telemetry,
             slot: Mutex::new(Slot::Empty),
@@ -60,7 +130,7 @@ impl Connection {
     pub(super) async fn get(
         self: &Arc<Self>,
         io: &Io,
-    ) -> Result<(MultiplexedConnection, u64), RedisError> {
+    ) -> Result<(Conn, u64), RedisError> {
         let mut receiver = {
             let mut slot = self.lock();
             match &*slot {
@@ -100,11 +170,18 @@ impl Connection {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(None)
             .set_response_timeout(None);
-        let attempt = timeout(
-            self.connect_timeout,
-            self.client
-                .get_multiplexed_async_connection_with_config(&config),
-        )
+        let attempt = timeout(self.connect_timeout, async {
+            match &self.connector {
+                Connector::Node(client) => client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map(Conn::Node),
+                Connector::Sentinel(sentinel) => sentinel.connect(&config).await.map(Conn::Node),
+                Connector::Cluster(client) => {
+                    client.get_async_connection().await.map(Conn::Cluster)
+                }
+            }
+        })
         .await
         .unwrap_or_else(|_| {
             Err(RedisError::from((
@@ -128,8 +205,13 @@ impl Connection {
         sender.send_replace(Some(attempt));
     }
 
-    /// Drops the connection so the next operation reconnects.
+    /// Drops the connection so the next operation reconnects — except a
+    /// cluster's: its client replaces a failed node's connection itself,
+    /// and replacing the whole would disturb every healthy node.
     pub(super) fn reset(&self) {
+        if matches!(self.connector, Connector::Cluster(_)) {
+            return;
+        }
         let mut slot = self.lock();
         if matches!(*slot, Slot::Ready(..)) {
             *slot = Slot::Empty;
@@ -140,6 +222,9 @@ impl Connection {
     /// so a failure never discards a fresh connection made meanwhile.
     /// Generations start at 1; 0 means no connection was used.
     pub(super) fn reset_generation(&self, generation: u64) {
+        if matches!(self.connector, Connector::Cluster(_)) {
+            return;
+        }
         let mut slot = self.lock();
         if matches!(*slot, Slot::Ready(_, current) if current == generation) {
             *slot = Slot::Empty;

@@ -8,7 +8,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
+use std::time::Duration;
 
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::{Client, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, TlsCertificates};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -49,26 +51,38 @@ pub(crate) const CLIENT_CERT: &str = "REDIS_CLIENT_CERT";
 pub(crate) const CLIENT_KEY: &str = "REDIS_CLIENT_KEY";
 
 impl Credentials {
-    /// Reads and checks the TLS files against the URL they will be used with.
-    pub(crate) fn load(&mut self, url: &str, url_name: &'static str) -> Result<(), ConfigError> {
-        let info = url
-            .into_connection_info()
-            .map_err(|err| ConfigError::InvalidRedisUrl {
-                name: url_name,
-                reason: err.to_string(),
-            })?;
-        let tls = match info.addr() {
-            ConnectionAddr::TcpTls { insecure: true, .. } => {
-                return Err(ConfigError::InvalidRedisUrl {
+    /// Reads and checks the TLS files against the URLs they will be used
+    /// with (one node's, or every seed's or sentinel's).
+    pub(crate) fn load(&mut self, urls: &[String], url_name: &'static str) -> Result<(), ConfigError> {
+        let mut schemes = Vec::with_capacity(urls.len());
+        for url in urls {
+            let info = url
+                .as_str()
+                .into_connection_info()
+                .map_err(|err| ConfigError::InvalidRedisUrl {
                     name: url_name,
-                    reason: "#insecure (no certificate verification) is not supported; \
-                             give the server's CA in REDIS_CA_CERT instead"
-                        .to_owned(),
-                });
-            }
-            ConnectionAddr::TcpTls { .. } => true,
-            _ => false,
-        };
+                    reason: err.to_string(),
+                })?;
+            schemes.push(match info.addr() {
+                ConnectionAddr::TcpTls { insecure: true, .. } => {
+                    return Err(ConfigError::InvalidRedisUrl {
+                        name: url_name,
+                        reason: "#insecure (no certificate verification) is not supported; \
+                                 give the server's CA in REDIS_CA_CERT instead"
+                            .to_owned(),
+                    });
+                }
+                ConnectionAddr::TcpTls { .. } => true,
+                _ => false,
+            });
+        }
+        let tls = schemes.first().copied().unwrap_or(false);
+        if schemes.iter().any(|&each| each != tls) {
+            return Err(ConfigError::InvalidRedisUrl {
+                name: url_name,
+                reason: "mixes rediss:// and redis:// URLs; use one scheme for all".to_owned(),
+            });
+        }
         let files = [&self.ca_cert, &self.client_cert, &self.client_key];
         if !tls && files.iter().any(|file| file.is_some()) {
             return Err(ConfigError::InvalidSetting {
@@ -91,6 +105,16 @@ impl Credentials {
         Ok(())
     }
 
+    /// The same TLS settings without the username and password, for
+    /// Sentinels: they authenticate with what their own URLs say.
+    pub(crate) fn tls_only(&self) -> Credentials {
+        Credentials {
+            username: None,
+            password: None,
+            ..self.clone()
+        }
+    }
+
     /// A client for `url` with these credentials and TLS settings.
     pub(crate) fn client(&self, url: &str) -> redis::RedisResult<Client> {
         let info = url.into_connection_info()?;
@@ -105,20 +129,63 @@ impl Credentials {
         if !matches!(info.addr(), ConnectionAddr::TcpTls { .. }) {
             return Client::open(info);
         }
+        Client::build_with_tls(info, self.certificates())
+    }
+
+    /// A cluster client for these seed nodes, with these credentials and
+    /// TLS settings. Each node's replies are bounded by `response_timeout`
+    /// inside the client's driver (on the cache's I/O thread); the whole
+    /// operation's deadline is the caller's (see `Redis::run`). A few
+    /// retries with millisecond waits are enough to follow `MOVED` and
+    /// `ASK` and to reconnect to a restarted node: the client's defaults
+    /// (16 retries, waits from 1.28 s) would hold a dead node's keys until
+    /// our deadline every time.
+    pub(crate) fn cluster_client(
+        &self,
+        seeds: &[String],
+        response_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> redis::RedisResult<ClusterClient> {
+        let seeds = seeds
+            .iter()
+            .map(|url| url.as_str().into_connection_info())
+            .collect::<Result<Vec<_>, _>>()?;
+        let tls = seeds
+            .iter()
+            .any(|info| matches!(info.addr(), ConnectionAddr::TcpTls { .. }));
+        let mut builder = ClusterClientBuilder::new(seeds)
+        .retries(3)
+        .min_retry_wait(1)
+        .max_retry_wait(20)
+        .response_timeout(response_timeout)
+        // The caller's deadline bounds the operation; the client's own
+        // overall timer would run on the caller's executor, which may have none.
+        .overall_response_timeout(None)
+        .connection_timeout(connect_timeout);
+        if let Some(username) = &self.username {
+            builder = builder.username(username);
+        }
+        if let Some(password) = &self.password {
+            builder = builder.password(&password.0);
+        }
+        if tls {
+            builder = builder.certs(self.certificates());
+        }
+        builder.build()
+    }
+
+    fn certificates(&self) -> TlsCertificates {
         install_crypto_provider();
         let loaded = self.loaded.as_ref();
-        Client::build_with_tls(
-            info,
-            TlsCertificates {
-                root_cert: loaded.and_then(|l| l.root_cert.clone()),
-                client_tls: loaded.and_then(|l| l.client.clone()).map(|(cert, key)| {
-                    ClientTlsConfig {
-                        client_cert: cert,
-                        client_key: key.0,
-                    }
+        TlsCertificates {
+            root_cert: loaded.and_then(|l| l.root_cert.clone()),
+            client_tls: loaded
+                .and_then(|l| l.client.clone())
+                .map(|(cert, key)| ClientTlsConfig {
+                    client_cert: cert,
+                    client_key: key.0,
                 }),
-            },
-        )
+        }
     }
 }
 

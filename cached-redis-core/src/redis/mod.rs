@@ -11,6 +11,9 @@ mod breaker;
 mod connection;
 mod credentials;
 mod error;
+mod sentinel;
+pub(crate) mod topology;
+mod cluster;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -22,7 +25,10 @@ use tokio::sync::Notify;
 
 pub use self::breaker::BreakerState;
 use self::breaker::{Breaker, Evidence, Pass, Transition};
-use self::connection::Connection;
+use self::cluster::{Node, Nodes};
+use self::connection::{Connection, Connector};
+use self::sentinel::Sentinel;
+use self::topology::Topology;
 pub(crate) use self::credentials::{Credentials, Secret};
 pub use self::error::RedisError;
 use crate::config::Config;
@@ -50,13 +56,23 @@ return 0";
 
 pub(crate) struct Redis {
     connection: Arc<Connection>,
-    breaker: Breaker,
+    health: Health,
     deadline: Duration,
     retries: u32,
     writes: Writes,
     telemetry: Arc<Telemetry>,
     delete_if_unchanged: Script,
     delete_if_not_string: Script,
+}
+
+/// Which breaker admits an operation.
+enum Health {
+    /// One node, or the master Sentinel names: one breaker.
+    One(Breaker),
+    /// A cluster: one breaker per primary, by the slot map, and one for
+    /// keys whose slot the map does not know (before the cluster was
+    /// first reached).
+    PerNode { unmapped: Breaker, nodes: Arc<Nodes> },
 }
 
 /// Counts the writes in flight, bounds them, and tells `flush` when none is left.
@@ -82,20 +98,39 @@ impl Drop for WritePermit {
 
 impl Redis {
     pub(crate) fn new(config: &Config, telemetry: Arc<Telemetry>) -> Result<Redis, RedisError> {
-        let client = config.credentials.client(&config.redis_url)?;
+        let credentials = &config.credentials;
+        let connector = match &config.topology {
+            Topology::Single => Connector::Node(credentials.client(&config.redis_url)?),
+            Topology::Sentinel { sentinels, master } => {
+                Connector::Sentinel(Sentinel::new(sentinels, master, credentials)?)
+            }
+            Topology::Cluster { seeds } => Connector::Cluster(credentials.cluster_client(
+                seeds,
+                config.redis_timeout,
+                config.connect_timeout,
+            )?),
+        };
+        // A probe is bounded by its deadline when polled; twice that
+        // means its caller stopped polling it.
+        let breaker = Breaker::new(
+            config.breaker_failures,
+            config.breaker_open,
+            config.redis_timeout.saturating_mul(2),
+        );
+        let health = match connector {
+            Connector::Cluster(_) => Health::PerNode {
+                nodes: Arc::new(Nodes::new(breaker.like())),
+                unmapped: breaker,
+            },
+            _ => Health::One(breaker),
+        };
         Ok(Redis {
             connection: Arc::new(Connection::new(
-                client,
+                connector,
                 config.connect_timeout,
                 Arc::clone(&telemetry),
             )),
-            // A probe is bounded by its deadline when polled; twice that
-            // means its caller stopped polling it.
-            breaker: Breaker::new(
-                config.breaker_failures,
-                config.breaker_open,
-                config.redis_timeout.saturating_mul(2),
-            ),
+            health,
             deadline: config.redis_timeout,
             retries: config.redis_retries,
             writes: Writes {
@@ -109,15 +144,37 @@ impl Redis {
         })
     }
 
+    /// The breaker's state; in a cluster, the worst primary's.
     pub(crate) fn breaker_state(&self) -> BreakerState {
-        self.breaker.state()
+        match &self.health {
+            Health::One(breaker) => breaker.state(),
+            Health::PerNode { unmapped, nodes } => {
+                match (unmapped.state(), nodes.worst_state()) {
+                    (BreakerState::Open, _) | (_, BreakerState::Open) => BreakerState::Open,
+                    (BreakerState::HalfOpen, _) | (_, BreakerState::HalfOpen) => {
+                        BreakerState::HalfOpen
+                    }
+                    _ => BreakerState::Closed,
+                }
+            }
+        }
+    }
+
+    /// The state of the breaker that admits operations on `key`.
+    pub(crate) fn breaker_state_for(&self, key: &[u8]) -> BreakerState {
+        match &self.health {
+            Health::One(breaker) => breaker.state(),
+            Health::PerNode { unmapped, nodes } => nodes
+                .for_key(key)
+                .map_or_else(|| unmapped.state(), |node| node.breaker.state()),
+        }
     }
 
     /// `GET key`: `None` when absent.
     pub(crate) async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, RedisError> {
         let mut cmd = Cmd::new();
         cmd.arg("GET").arg(key);
-        let verdict = self.admit()?;
+        let verdict = self.admit(key)?;
         match verdict.judge(self.run(&cmd, self.deadline()).await)? {
             Value::Nil => Ok(None),
             Value::BulkString(bytes) => Ok(Some(bytes)),
@@ -136,7 +193,7 @@ impl Redis {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut cmd = Cmd::new();
         cmd.arg("SET").arg(key).arg(bytes).arg("PX").arg(ttl_ms);
-        let verdict = self.admit()?;
+        let verdict = self.admit(key)?;
         verdict
             .judge(self.run(&cmd, self.deadline()).await)
             .map(drop)
@@ -157,7 +214,7 @@ impl Redis {
             }
             cmd
         };
-        let verdict = self.admit()?;
+        let verdict = self.admit(key)?;
         // One deadline for both round trips: by hash first; a server that
         // has not seen the script gets its text.
         let deadline = self.deadline();
@@ -186,6 +243,21 @@ impl Redis {
     /// deadline rather than the whole walk, which on a large database takes
     /// as long as it takes.
     pub(crate) async fn clear(&self, prefix: &str) -> Result<u64, RedisError> {
+        let Health::PerNode { nodes, .. } = &self.health else {
+            return self.clear_on(None, prefix).await;
+        };
+        // No cluster-wide SCAN: walk each primary the cluster names now.
+        let io = io().ok_or(RedisError::NoIoThread)?;
+        nodes.load(&self.connection, io, self.deadline).await?;
+        let mut removed = 0;
+        for node in nodes.primaries() {
+            removed += self.clear_on(Some(&node), prefix).await?;
+        }
+        Ok(removed)
+    }
+
+    /// [`clear`](Self::clear) on one node: the only one, or a cluster primary.
+    async fn clear_on(&self, node: Option<&Node>, prefix: &str) -> Result<u64, RedisError> {
         let pattern = format!("{prefix}*");
         let mut cursor: u64 = 0;
         let mut removed = 0;
@@ -197,8 +269,10 @@ impl Redis {
                 .arg(&pattern)
                 .arg("COUNT")
                 .arg(CLEAR_BATCH);
-            let (next, keys): (u64, Vec<Vec<u8>>) = parse(self.run(&scan, self.deadline()).await?)?;
+            let (next, keys): (u64, Vec<Vec<u8>>) =
+                parse(self.run_on(node, &scan, self.deadline()).await?)?;
             for batch in keys.chunks(CLEAR_BATCH) {
+                // A cluster client splits a many-key UNLINK by slot.
                 let mut unlink = Cmd::new();
                 unlink.arg("UNLINK").arg(batch);
                 let unlinked: u64 = parse(self.run(&unlink, self.deadline()).await?)?;
@@ -261,15 +335,33 @@ impl Redis {
 
     /// Permission from the breaker to contact Redis, as a guard that
     /// reports what the operation showed (or, dropped unfinished, nothing).
-    fn admit(&self) -> Result<Verdict<'_>, RedisError> {
-        let pass = self.breaker.admit().ok_or(RedisError::CircuitOpen)?;
+    fn admit(&self, key: &[u8]) -> Result<Verdict<'_>, RedisError> {
+        let held = match &self.health {
+            Health::One(breaker) => Held::Shared(breaker),
+            Health::PerNode { unmapped, nodes } => match nodes.for_key(key) {
+                Some(node) => Held::Node(node),
+                None => {
+                    self.refresh_slots();
+                    Held::Shared(unmapped)
+                }
+            },
+        };
+        let pass = held.breaker().admit().ok_or(RedisError::CircuitOpen)?;
         if matches!(pass, Pass::Probe(_)) {
             self.telemetry.breaker(BreakerState::HalfOpen);
         }
         Ok(Verdict {
             redis: self,
+            held,
             pass: Some(pass),
         })
+    }
+
+    /// In a cluster, reads the slot map again soon (rate-limited).
+    fn refresh_slots(&self) {
+        if let (Health::PerNode { nodes, .. }, Some(io)) = (&self.health, io()) {
+            nodes.refresh(&self.connection, io, self.deadline);
+        }
     }
 
     /// Sends `cmd` on the shared connection, connecting first if needed,
@@ -277,6 +369,16 @@ impl Redis {
     /// (see [`is_transient`]) is retried after a jittered, doubling
     /// backoff, before the same deadline.
     async fn run(&self, cmd: &Cmd, deadline: Instant) -> Result<Value, RedisError> {
+        self.run_on(None, cmd, deadline).await
+    }
+
+    /// [`run`](Self::run), sent to `node` rather than routed by key.
+    async fn run_on(
+        &self,
+        node: Option<&Node>,
+        cmd: &Cmd,
+        deadline: Instant,
+    ) -> Result<Value, RedisError> {
         let io = io().ok_or(RedisError::NoIoThread)?;
         // The generation of the connection the last attempt used (0: none
         // yet), so a failure discards that one and not a fresh one made
@@ -292,9 +394,11 @@ impl Redis {
                         // `query_async` does: the client's allocation keeps
                         // this future small, so moving a call costs little.
                         // An error reply comes back as a value; make it an error.
-                        ConnectionLike::req_packed_command(&mut conn, cmd)
-                            .await
-                            .and_then(Value::extract_error)
+                        match node {
+                            None => ConnectionLike::req_packed_command(&mut conn, cmd).await,
+                            Some(node) => conn.route_to(&node.host, node.port, cmd).await,
+                        }
+                        .and_then(Value::extract_error)
                     }
                     Err(err) => Err(err),
                 };
@@ -302,7 +406,12 @@ impl Redis {
                     Ok(value) => return Ok(value),
                     Err(err) => err,
                 };
-                if err.is_unrecoverable_error() || err.is_connection_dropped() {
+                // A master demoted to replica answers READONLY: connect
+                // again, which asks Sentinel where the master is now.
+                if err.is_unrecoverable_error()
+                    || err.is_connection_dropped()
+                    || err.code() == Some("READONLY")
+                {
                     self.connection
                         .reset_generation(used.load(Ordering::Relaxed));
                 }
@@ -333,7 +442,23 @@ impl Redis {
 /// reports "no evidence", so a probe can never leave the breaker half-open.
 struct Verdict<'a> {
     redis: &'a Redis,
+    held: Held<'a>,
     pass: Option<Pass>,
+}
+
+/// The breaker an operation was admitted by.
+enum Held<'a> {
+    Shared(&'a Breaker),
+    Node(Arc<Node>),
+}
+
+impl Held<'_> {
+    fn breaker(&self) -> &Breaker {
+        match self {
+            Held::Shared(breaker) => breaker,
+            Held::Node(node) => &node.breaker,
+        }
+    }
 }
 
 impl Verdict<'_> {
@@ -352,14 +477,16 @@ impl Verdict<'_> {
                 tracing::warn!(error = %err, suppressed, "the Redis user lacks a permission the cache needs (see docs/security.md)");
             });
         }
-        self.give(
-            match &result {
-                // A wrong-type reply is a data problem; Redis itself answered.
-                Ok(_) | Err(RedisError::WrongType) => Evidence::Healthy,
-                Err(_) => Evidence::Failed,
-            },
-            result.as_ref().err(),
-        );
+        let evidence = match &result {
+            // A wrong-type reply is a data problem; Redis itself answered.
+            Ok(_) | Err(RedisError::WrongType) => Evidence::Healthy,
+            Err(_) => Evidence::Failed,
+        };
+        self.give(evidence, result.as_ref().err());
+        if evidence == Evidence::Failed {
+            // A failure may mean the slot moved to another primary.
+            self.redis.refresh_slots();
+        }
         result
     }
 
@@ -367,14 +494,18 @@ impl Verdict<'_> {
         let Some(pass) = self.pass.take() else { return };
         let probe = matches!(pass, Pass::Probe(_));
         let redis = self.redis;
-        let transition = redis.breaker.record(pass, evidence);
+        let transition = self.held.breaker().record(pass, evidence);
         if let Some(transition) = transition {
-            log_transition(transition, redis, error);
+            let node = match &self.held {
+                Held::Shared(_) => None,
+                Held::Node(node) => Some(node.address()),
+            };
+            log_transition(transition, redis, node, error);
         }
         if probe || transition.is_some() {
             // A probe without evidence changes the state without a
             // transition (back to open, ready for the next probe).
-            redis.telemetry.breaker(redis.breaker.state());
+            redis.telemetry.breaker(redis.breaker_state());
         }
     }
 }
@@ -389,15 +520,24 @@ impl Drop for Verdict<'_> {
 /// or a short open window cannot flood the log), and drops the connection
 /// when the breaker stops trusting Redis, so the next probe starts from a
 /// fresh connection rather than a stuck one.
-fn log_transition(transition: Transition, redis: &Redis, error: Option<&RedisError>) {
+fn log_transition(
+    transition: Transition,
+    redis: &Redis,
+    node: Option<String>,
+    error: Option<&RedisError>,
+) {
     let error = error.map(ToString::to_string);
     let telemetry = &redis.telemetry;
+    // In a cluster, per node: one primary's news must not hide another's.
+    let subject = node.as_deref().unwrap_or("");
+    let every = Duration::from_secs(10);
     match transition {
         Transition::Opened => {
             redis.connection.reset();
-            telemetry.warn("breaker_opened", |suppressed| {
+            telemetry.warn_for("breaker_opened", subject, every, |suppressed| {
                 tracing::warn!(
                     ?error,
+                    node = node.as_deref(),
                     suppressed,
                     "redis circuit breaker opened; serving from memory"
                 );
@@ -405,16 +545,21 @@ fn log_transition(transition: Transition, redis: &Redis, error: Option<&RedisErr
         }
         Transition::Reopened => {
             redis.connection.reset();
-            telemetry.warn("breaker_reopened", |suppressed| {
+            telemetry.warn_for("breaker_reopened", subject, every, |suppressed| {
                 tracing::warn!(
                     ?error,
+                    node = node.as_deref(),
                     suppressed,
                     "redis probe failed; circuit breaker open again"
                 );
             });
         }
-        Transition::Closed => telemetry.warn("breaker_closed", |suppressed| {
-            tracing::warn!(suppressed, "redis probe succeeded; circuit breaker closed");
+        Transition::Closed => telemetry.warn_for("breaker_closed", subject, every, |suppressed| {
+            tracing::warn!(
+                node = node.as_deref(),
+                suppressed,
+                "redis probe succeeded; circuit breaker closed"
+            );
         }),
     }
 }

@@ -1,0 +1,299 @@
+//! Redis Cluster: which primary holds a key, and a breaker per primary.
+//!
+//! The cluster client routes every command itself, following `MOVED` and
+//! `ASK` and refreshing its topology; a followed redirect is a success.
+//! This map exists for health alone: each operation is admitted by, and
+//! reports to, the breaker of the primary that serves its key's slot, so
+//! a dead primary opens its own breaker while the others stay closed and
+//! keep serving. The map is read with `CLUSTER SLOTS` when the cluster is
+//! first reached and again, at most once a second, after a failure or
+//! before a `clear` — a failure is the sign a slot may have moved.
+//!
+//! Keys are never hash-tagged (`meridian:v1:natal:{hash}` has no braces;
+//! domains and namespaces cannot contain them), so a domain's keys spread
+//! over every primary, and every command the cache sends names one key,
+//! except `UNLINK` in `clear`, which the client splits by slot.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use redis::aio::ConnectionLike;
+use redis::{Cmd, Value};
+
+use super::breaker::{Breaker, BreakerState};
+use super::connection::Connection;
+use super::error::RedisError;
+use crate::io::Io;
+
+/// Slots in a Redis Cluster.
+const SLOTS: usize = 16_384;
+/// Marks a slot no primary is known to serve.
+const UNKNOWN: u16 = u16::MAX;
+/// The shortest time between two reads of the slot map.
+const REFRESH_EVERY: Duration = Duration::from_secs(1);
+
+/// A primary, as `CLUSTER SLOTS` names it, and its breaker.
+pub(super) struct Node {
+    pub(super) host: String,
+    pub(super) port: u16,
+    pub(super) breaker: Breaker,
+}
+
+impl Node {
+    /// `host:port`, for logs.
+    pub(super) fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+pub(super) struct Nodes {
+    /// The breaker new nodes copy their settings from.
+    template: Breaker,
+    map: RwLock<Map>,
+    last_refresh: Mutex<Option<Instant>>,
+    refreshing: AtomicBool,
+}
+
+#[derive(Default)]
+struct Map {
+    /// Index into `nodes` of each slot's primary, or [`UNKNOWN`].
+    slots: Vec<u16>,
+    nodes: Vec<Arc<Node>>,
+}
+
+impl Nodes {
+    pub(super) fn new(template: Breaker) -> Nodes {
+        Nodes {
+            template,
+            map: RwLock::default(),
+            last_refresh: Mutex::new(None),
+            refreshing: AtomicBool::new(false),
+        }
+    }
+
+    /// The primary serving `key`'s slot, if the map knows it.
+    pub(super) fn for_key(&self, key: &[u8]) -> Option<Arc<Node>> {
+        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
+        let index = *map.slots.get(usize::from(slot(key)))?;
+        map.nodes.get(usize::from(index)).cloned()
+    }
+
+    /// Every primary the map knows.
+    pub(super) fn primaries(&self) -> Vec<Arc<Node>> {
+        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
+        map.nodes.clone()
+    }
+
+    /// The worst state among the primaries' breakers.
+    pub(super) fn worst_state(&self) -> BreakerState {
+        self.primaries()
+            .iter()
+            .map(|node| node.breaker.state())
+            .max_by_key(|state| state.as_gauge())
+            .unwrap_or(BreakerState::Closed)
+    }
+
+    /// Reads the slot map again in the background, unless it was read in
+    /// the last second or a read is under way.
+    pub(super) fn refresh(
+        self: &Arc<Self>,
+        connection: &Arc<Connection>,
+        io: &'static Io,
+        deadline: Duration,
+    ) {
+        if !self.due() {
+            return;
+        }
+        let (nodes, connection) = (Arc::clone(self), Arc::clone(connection));
+        io.spawn(async move {
+            if let Err(err) = nodes.load(&connection, io, deadline).await {
+                tracing::debug!(error = %err, "reading the cluster's slot map failed");
+            }
+        });
+    }
+
+    fn due(&self) -> bool {
+        let mut last = self
+            .last_refresh
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|at| at.elapsed() < REFRESH_EVERY)
+            || self.refreshing.load(Ordering::Acquire)
+        {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+
+    /// Reads the slot map now (`CLUSTER SLOTS`), keeping each known
+    /// primary's breaker.
+    pub(super) async fn load(
+        &self,
+        connection: &Arc<Connection>,
+        io: &'static Io,
+        deadline: Duration,
+    ) -> Result<(), RedisError> {
+        self.refreshing.store(true, Ordering::Release);
+        let reply = io
+            .timeout(Instant::now() + deadline, async {
+                let (mut conn, _) = connection.get(io).await?;
+                let mut cmd = Cmd::new();
+                cmd.arg("CLUSTER").arg("SLOTS");
+                conn.req_packed_command(&cmd)
+                    .await
+                    .and_then(Value::extract_error)
+            })
+            .await;
+        self.refreshing.store(false, Ordering::Release);
+        let ranges = parse_slots(reply.map_err(|_| RedisError::Timeout(deadline))??)?;
+        self.install(ranges);
+        Ok(())
+    }
+
+    fn install(&self, ranges: Vec<(u16, u16, String, u16)>) {
+        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        let mut nodes: Vec<Arc<Node>> = Vec::new();
+        let mut slots = vec![UNKNOWN; SLOTS];
+        for (start, end, host, port) in ranges {
+            let index = match nodes.iter().position(|n| n.host == host && n.port == port) {
+                Some(index) => index,
+                None => {
+                    let known = map
+                        .nodes
+                        .iter()
+                        .find(|n| n.host == host && n.port == port)
+                        .cloned();
+                    nodes.push(known.unwrap_or_else(|| {
+                        Arc::new(Node {
+                            host,
+                            port,
+                            breaker: self.template.like(),
+                        })
+                    }));
+                    nodes.len() - 1
+                }
+            };
+            // At most 16,384 primaries: the index fits, and is never UNKNOWN.
+            let index = u16::try_from(index).unwrap_or(UNKNOWN);
+            for slot in usize::from(start)..=usize::from(end).min(SLOTS - 1) {
+                slots[slot] = index;
+            }
+        }
+        *map = Map { slots, nodes };
+    }
+}
+
+/// The slot Redis Cluster assigns `key` to: CRC16 (XMODEM) of the key, or
+/// of its hash tag — the text between the first `{` and the next `}`, if
+/// not empty — modulo 16,384.
+fn slot(key: &[u8]) -> u16 {
+    let tag = key.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        let close = rest.iter().position(|&b| b == b'}')?;
+        (close > 0).then(|| &rest[..close])
+    });
+    let hashed = crc16::State::<crc16::XMODEM>::calculate(tag.unwrap_or(key));
+    // SLOTS is a power of two below u16::MAX: the remainder fits.
+    hashed % (SLOTS as u16)
+}
+
+/// `CLUSTER SLOTS`: `[[start, end, [host, port, id, …], replicas…], …]`.
+fn parse_slots(reply: Value) -> Result<Vec<(u16, u16, String, u16)>, RedisError> {
+    let malformed = || {
+        RedisError::Client(::redis::RedisError::from((
+            ::redis::ErrorKind::Parse,
+            "unexpected CLUSTER SLOTS reply",
+        )))
+    };
+    let Value::Array(entries) = reply else {
+        return Err(malformed());
+    };
+    entries
+        .into_iter()
+        .map(|entry| {
+            let Value::Array(parts) = entry else {
+                return Err(malformed());
+            };
+            let number = |value: &Value| match value {
+                Value::Int(n) => u16::try_from(*n).ok(),
+                _ => None,
+            };
+            let (Some(start), Some(end), Some(Value::Array(primary))) = (
+                parts.first().and_then(number),
+                parts.get(1).and_then(number),
+                parts.get(2),
+            ) else {
+                return Err(malformed());
+            };
+            let host = match primary.first() {
+                Some(Value::BulkString(host)) => String::from_utf8_lossy(host).into_owned(),
+                _ => return Err(malformed()),
+            };
+            let port = primary.get(1).and_then(number).ok_or_else(malformed)?;
+            Ok((start, end, host, port))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    fn range(start: i64, end: i64, port: i64) -> Value {
+        Value::Array(vec![
+            Value::Int(start),
+            Value::Int(end),
+            Value::Array(vec![bulk("127.0.0.1"), Value::Int(port), bulk("id")]),
+        ])
+    }
+
+    #[test]
+    fn keys_map_to_the_primary_of_their_slot_and_breakers_survive_a_refresh() {
+        let nodes = Nodes::new(Breaker::new(1, Duration::from_secs(60), Duration::from_secs(1)));
+        assert!(nodes.for_key(b"k").is_none(), "unknown before the first map");
+        let slots = |ports: [i64; 2]| {
+            parse_slots(Value::Array(vec![range(0, 8191, ports[0]), range(8192, 16383, ports[1])]))
+                .unwrap()
+        };
+        nodes.install(slots([7000, 7001]));
+        // Slot of "a" is 15495, of "b" 3300 (CLUSTER KEYSLOT).
+        assert_eq!(nodes.for_key(b"a").unwrap().port, 7001);
+        assert_eq!(nodes.for_key(b"b").unwrap().port, 7000);
+        // Hash tags: only the tag is hashed.
+        assert_eq!(nodes.for_key(b"x{b}y").unwrap().port, 7000);
+
+        let before = nodes.for_key(b"a").unwrap();
+        let pass = before.breaker.admit().unwrap();
+        before.breaker.record(pass, super::super::breaker::Evidence::Failed);
+        assert_eq!(nodes.worst_state(), BreakerState::Open);
+        nodes.install(slots([7001, 7002]));
+        let after = nodes.for_key(b"b").unwrap();
+        assert_eq!(after.port, 7001);
+        assert!(Arc::ptr_eq(&before, &after), "7001 keeps its breaker");
+        assert_eq!(nodes.for_key(b"a").unwrap().port, 7002);
+    }
+
+    #[test]
+    fn slots_match_cluster_keyslot() {
+        // Values from `CLUSTER KEYSLOT` on Redis 7.
+        assert_eq!(slot(b"a"), 15495);
+        assert_eq!(slot(b"b"), 3300);
+        assert_eq!(slot(b"123456789"), 12739);
+        assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
+        let whole = crc16::State::<crc16::XMODEM>::calculate(b"foo{}{bar}") % 16_384;
+        assert_eq!(slot(b"foo{}{bar}"), whole, "an empty tag hashes the whole key");
+        assert_eq!(slot(b"foo{{bar}}zap"), slot(b"{bar"));
+    }
+
+    #[test]
+    fn a_malformed_reply_is_an_error() {
+        assert!(parse_slots(Value::Int(1)).is_err());
+        assert!(parse_slots(Value::Array(vec![Value::Array(vec![Value::Int(0)])])).is_err());
+    }
+}

@@ -1,0 +1,342 @@
+//! Redis Cluster, on a real 3-primary cluster the harness forms: keys
+//! spread over every primary and hit from another runtime; `clear` walks
+//! every primary; a primary killed mid-traffic takes only its own keys to
+//! the fallback, and its slots cache again once it is back; a slot migrated
+//! during traffic (`ASK`, then `MOVED`) costs no error and no wrong value.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use cached_redis::{Config, Runtime, redis_cached};
+use cached_redis_test_support::{RedisCluster, RedisServer, wait_until};
+use common::*;
+
+#[redis_cached(domain = "natal", ttl = 600, runtime = rt, skip(rt, calls))]
+async fn natal(req: &NatalRequest, rt: &Runtime, calls: &Calls) -> Chart {
+    calls.bump();
+    compute_chart(req)
+}
+
+#[redis_cached(domain = "transit", ttl = 600, runtime = rt, skip(rt))]
+async fn transit(req: &NatalRequest, rt: &Runtime) -> Chart {
+    compute_chart(req)
+}
+
+/// Enough keys that each of three primaries holds several.
+const KEYS: usize = 30;
+
+fn requests() -> Vec<NatalRequest> {
+    (1..=KEYS)
+        .map(|i| NatalRequest::new(&format!("1990-02-{i:02}")))
+        .collect()
+}
+
+fn cluster_runtime(cluster: &RedisCluster) -> Runtime {
+    Runtime::new(
+        Config::builder()
+            .redis_enabled(true)
+            .redis_cluster(cluster.urls())
+            .breaker_open(Duration::from_millis(200))
+            .build()
+            .expect("valid config"),
+    )
+}
+
+/// Keys on one node.
+fn node_keys(node: &RedisServer, pattern: &str) -> Vec<String> {
+    keys(node, pattern)
+}
+
+fn all_keys(cluster: &RedisCluster, pattern: &str) -> usize {
+    cluster
+        .nodes()
+        .iter()
+        .filter(|node| node.is_running())
+        .map(|node| node_keys(node, pattern).len())
+        .sum()
+}
+
+/// Computes and stores every request through `rt`, and waits until all
+/// entries are in the cluster.
+async fn fill(cluster: &RedisCluster, rt: &Runtime, calls: &Calls) {
+    for req in &requests() {
+        assert_eq!(natal(req, rt, calls).await, compute_chart(req));
+    }
+    assert!(rt.flush(SETTLE).await);
+    assert!(
+        wait_until(SETTLE, || all_keys(cluster, "meridian:v1:natal:*") == KEYS),
+        "{} of {KEYS} entries stored",
+        all_keys(cluster, "meridian:v1:natal:*")
+    );
+}
+
+#[tokio::test]
+async fn entries_spread_over_every_primary_and_hit_from_another_runtime() {
+    let cluster = RedisCluster::start(3);
+    let (writer, reader) = (cluster_runtime(&cluster), cluster_runtime(&cluster));
+    let calls = Calls::default();
+    fill(&cluster, &writer, &calls).await;
+    for node in cluster.nodes() {
+        assert!(
+            !node_keys(node, "meridian:*").is_empty(),
+            "node {} holds none of the {KEYS} keys",
+            node.port()
+        );
+    }
+    for req in &requests() {
+        assert_eq!(natal(req, &reader, &calls).await, compute_chart(req));
+    }
+    let stats = reader.stats().total;
+    assert_eq!(stats.redis_hits, KEYS as u64, "{stats:?}");
+    assert_eq!(stats.redis_errors, 0, "{stats:?}");
+    assert_eq!(calls.get(), KEYS, "computed once, by the writer");
+}
+
+#[tokio::test]
+async fn clear_walks_every_primary_and_spares_other_domains() {
+    let cluster = RedisCluster::start(3);
+    let rt = cluster_runtime(&cluster);
+    let calls = Calls::default();
+    fill(&cluster, &rt, &calls).await;
+    for req in &requests()[..10] {
+        transit(req, &rt).await;
+    }
+    assert!(rt.flush(SETTLE).await);
+    assert!(wait_until(SETTLE, || all_keys(
+        &cluster,
+        "meridian:v1:transit:*"
+    ) == 10));
+
+    let removed = rt.clear("natal", "v1").await.expect("clear");
+    assert_eq!(removed, KEYS as u64, "the count covers every primary");
+    assert_eq!(all_keys(&cluster, "meridian:v1:natal:*"), 0);
+    assert_eq!(all_keys(&cluster, "meridian:v1:transit:*"), 10);
+}
+
+/// Calls every request in rounds until told to stop; checks every value
+/// and records the slowest call.
+struct Traffic {
+    stop: AtomicBool,
+    rounds: AtomicUsize,
+    slowest_us: AtomicUsize,
+}
+
+impl Traffic {
+    fn start(rt: &Runtime, calls: &Arc<Calls>) -> (Arc<Traffic>, tokio::task::JoinHandle<()>) {
+        let traffic = Arc::new(Traffic {
+            stop: AtomicBool::new(false),
+            rounds: AtomicUsize::new(0),
+            slowest_us: AtomicUsize::new(0),
+        });
+        let (rt, calls, state) = (rt.clone(), Arc::clone(calls), Arc::clone(&traffic));
+        let task = tokio::spawn(async move {
+            let requests = requests();
+            while !state.stop.load(Ordering::SeqCst) {
+                for req in &requests {
+                    let started = Instant::now();
+                    let chart = natal(req, &rt, &calls).await;
+                    let took = started.elapsed().as_micros() as usize;
+                    state.slowest_us.fetch_max(took, Ordering::SeqCst);
+                    assert_eq!(chart, compute_chart(req), "a wrong value");
+                }
+                state.rounds.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        (traffic, task)
+    }
+
+    /// Waits until `more` further rounds have completed.
+    fn wait_rounds(&self, more: usize) {
+        let target = self.rounds.load(Ordering::SeqCst) + more;
+        assert!(
+            wait_until(Duration::from_secs(20), || self.rounds.load(Ordering::SeqCst)
+                >= target),
+            "traffic stalled"
+        );
+    }
+
+    async fn finish(&self, task: tokio::task::JoinHandle<()>) -> Duration {
+        self.stop.store(true, Ordering::SeqCst);
+        task.await.expect("traffic saw only right values");
+        Duration::from_micros(self.slowest_us.load(Ordering::SeqCst) as u64)
+    }
+}
+
+/// Where one round's values came from.
+#[derive(Debug)]
+struct Round {
+    redis_hits: u64,
+    memory_hits: u64,
+}
+
+/// One call of every request; returns where the values came from.
+async fn round(rt: &Runtime, calls: &Calls) -> Round {
+    let before = rt.stats().total;
+    for req in &requests() {
+        assert_eq!(natal(req, rt, calls).await, compute_chart(req));
+    }
+    let after = rt.stats().total;
+    Round {
+        redis_hits: after.redis_hits - before.redis_hits,
+        memory_hits: after.memory_hits - before.memory_hits,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_primary_takes_only_its_own_keys_to_the_fallback() {
+    let cluster = RedisCluster::start(3);
+    let calls = Arc::new(Calls::default());
+    let rt = cluster_runtime(&cluster);
+    fill(&cluster, &rt, &calls).await;
+    let victim = &cluster.nodes()[1];
+    let on_victim = node_keys(victim, "meridian:*").len();
+    let elsewhere = KEYS - on_victim;
+    assert!(on_victim > 0 && elsewhere > 0);
+
+    // Killed mid-traffic: every call right, none slow.
+    let (traffic, task) = Traffic::start(&rt, &calls);
+    let waiting = Arc::clone(&traffic);
+    tokio::task::spawn_blocking(move || waiting.wait_rounds(2))
+        .await
+        .unwrap();
+    victim.kill();
+    let waiting = Arc::clone(&traffic);
+    tokio::task::spawn_blocking(move || waiting.wait_rounds(3))
+        .await
+        .unwrap();
+    let slowest = traffic.finish(task).await;
+    assert!(
+        slowest < Duration::from_secs(1),
+        "a call took {slowest:?} while a primary was down"
+    );
+
+    // Its breaker open, the dead primary's keys come from memory and
+    // every other key still hits Redis.
+    assert_eq!(rt.breaker_state(), cached_redis::BreakerState::Open);
+    let stats = round(&rt, &calls).await;
+    assert_eq!(stats.redis_hits, elsewhere as u64, "{stats:?}");
+    assert_eq!(stats.memory_hits, on_victim as u64, "{stats:?}");
+    assert_eq!(calls.get(), KEYS, "nothing computed again");
+
+    // Back (empty, its slots kept in nodes.conf): its keys are stored there
+    // again as calls probe it.
+    victim.restart();
+    assert!(
+        wait_until(Duration::from_secs(20), || cluster.is_ok()),
+        "the cluster did not recover"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while node_keys(victim, "meridian:*").len() < on_victim {
+        assert!(
+            Instant::now() < deadline,
+            "caching on the restarted primary's slots did not resume: {} of {on_victim}",
+            node_keys(victim, "meridian:*").len()
+        );
+        round(&rt, &calls).await;
+        assert!(rt.flush(SETTLE).await);
+        // Between rounds, the breaker's open window (200 ms) passes.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(rt.breaker_state(), cached_redis::BreakerState::Closed);
+    let stats = round(&rt, &calls).await;
+    assert_eq!(stats.redis_hits, KEYS as u64, "{stats:?}");
+}
+
+fn node_id(node: &RedisServer) -> String {
+    redis::cmd("CLUSTER")
+        .arg("MYID")
+        .query(&mut node.connection())
+        .expect("CLUSTER MYID")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_migrated_during_traffic_costs_no_error_and_no_wrong_value() {
+    let cluster = RedisCluster::start(3);
+    let rt = cluster_runtime(&cluster);
+    let calls = Arc::new(Calls::default());
+    fill(&cluster, &rt, &calls).await;
+    let (source, target) = (&cluster.nodes()[0], &cluster.nodes()[2]);
+    let moving = node_keys(source, "meridian:*");
+    let slots: Vec<i64> = moving
+        .iter()
+        .take(3)
+        .map(|key| {
+            redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(key)
+                .query(&mut source.connection())
+                .expect("CLUSTER KEYSLOT")
+        })
+        .collect();
+    let (source_id, target_id) = (node_id(source), node_id(target));
+
+    let (traffic, task) = Traffic::start(&rt, &calls);
+    let migrate = tokio::task::spawn_blocking({
+        let traffic = Arc::clone(&traffic);
+        let target_port = target.port();
+        let (source, target) = (source.url(), target.url());
+        move || {
+            let conn = |url: &str| {
+                redis::Client::open(url)
+                    .and_then(|c| c.get_connection())
+                    .expect("connect")
+            };
+            let (mut src, mut dst) = (conn(&source), conn(&target));
+            let setslot = |con: &mut redis::Connection, slot: i64, how: &str, id: &str| {
+                let () = redis::cmd("CLUSTER")
+                    .arg("SETSLOT")
+                    .arg(slot)
+                    .arg(how)
+                    .arg(id)
+                    .query(con)
+                    .expect("CLUSTER SETSLOT");
+            };
+            for &slot in &slots {
+                setslot(&mut dst, slot, "IMPORTING", &source_id);
+                setslot(&mut src, slot, "MIGRATING", &target_id);
+                traffic.wait_rounds(1);
+                let keys: Vec<String> = redis::cmd("CLUSTER")
+                    .arg("GETKEYSINSLOT")
+                    .arg(slot)
+                    .arg(100)
+                    .query(&mut src)
+                    .expect("GETKEYSINSLOT");
+                if !keys.is_empty() {
+                    let () = redis::cmd("MIGRATE")
+                        .arg("127.0.0.1")
+                        .arg(target_port)
+                        .arg("")
+                        .arg(0)
+                        .arg(5000)
+                        .arg("KEYS")
+                        .arg(&keys)
+                        .query(&mut src)
+                        .expect("MIGRATE");
+                }
+                // Keys now on the target, slot still owned by the source:
+                // the source answers ASK.
+                traffic.wait_rounds(1);
+                setslot(&mut dst, slot, "NODE", &target_id);
+                setslot(&mut src, slot, "NODE", &target_id);
+                // Owned by the target: the source answers MOVED.
+                traffic.wait_rounds(1);
+            }
+        }
+    });
+    migrate.await.expect("migration steps");
+    traffic.wait_rounds(1);
+    traffic.finish(task).await;
+
+    let stats = rt.stats().total;
+    assert_eq!(stats.redis_errors, 0, "redirects are not failures: {stats:?}");
+    for key in moving.iter().take(3) {
+        assert!(
+            keys(target, key).len() == 1,
+            "{key} lives on the target after the migration"
+        );
+    }
+    assert_eq!(calls.get(), KEYS, "every value still came from the cache");
+}

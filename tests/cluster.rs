@@ -152,7 +152,9 @@ impl Traffic {
     fn wait_rounds(&self, more: usize) {
         let target = self.rounds.load(Ordering::SeqCst) + more;
         assert!(
-            wait_until(Duration::from_secs(20), || self.rounds.load(Ordering::SeqCst)
+            wait_until(Duration::from_secs(20), || self
+                .rounds
+                .load(Ordering::SeqCst)
                 >= target),
             "traffic stalled"
         );
@@ -331,7 +333,10 @@ async fn a_slot_migrated_during_traffic_costs_no_error_and_no_wrong_value() {
     traffic.finish(task).await;
 
     let stats = rt.stats().total;
-    assert_eq!(stats.redis_errors, 0, "redirects are not failures: {stats:?}");
+    assert_eq!(
+        stats.redis_errors, 0,
+        "redirects are not failures: {stats:?}"
+    );
     for key in moving.iter().take(3) {
         assert!(
             keys(target, key).len() == 1,

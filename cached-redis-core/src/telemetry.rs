@@ -436,7 +436,10 @@ mod tests {
         assert_eq!(emitted, vec![0, 0], "kinds are limited separately");
         let warnings = telemetry.warnings.lock().unwrap();
         assert_eq!(
-            warnings.get("corrupt").and_then(|s| s.get("")).map(|(_, n)| *n),
+            warnings
+                .get("corrupt")
+                .and_then(|s| s.get(""))
+                .map(|(_, n)| *n),
             Some(99)
         );
     }

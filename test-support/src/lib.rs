@@ -15,6 +15,8 @@
 //!   timeouts.
 //! - [`RedisCluster`] starts primaries in cluster mode and forms a cluster
 //!   of them, with the slots split evenly.
+//! - [`RedisSentinel`] starts a master, a replica and a Sentinel that
+//!   fails over to the replica when the master dies.
 //! - [`Pki`] makes a CA and certificates signed by it, for TLS servers
 //!   ([`RedisServerBuilder::tls`]) and clients.
 //! - [`refused_url`] gives a URL where nothing listens.
@@ -38,6 +40,7 @@
 mod cluster;
 mod listeners;
 mod pki;
+mod sentinel;
 mod server;
 
 use std::net::TcpListener;
@@ -47,6 +50,7 @@ use std::time::{Duration, Instant};
 pub use cluster::RedisCluster;
 pub use listeners::{Blackhole, ConnectionRecorder};
 pub use pki::{Pem, Pki, PkiFiles};
+pub use sentinel::RedisSentinel;
 pub use server::{RedisServer, RedisServerBuilder};
 
 /// Returns a `redis://127.0.0.1:PORT/` URL where nothing listens, so

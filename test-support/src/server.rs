@@ -34,6 +34,8 @@ const LOG_FILE: &str = "redis.log";
 /// stdout and stderr of the process: config errors are printed there,
 /// before the log file is opened.
 const OUTPUT_FILE: &str = "redis-server.out";
+/// A Sentinel's configuration file, in its directory.
+const SENTINEL_FILE: &str = "sentinel.conf";
 /// What redis-server logs when its port is taken.
 const ADDRESS_IN_USE: &str = "Address already in use";
 
@@ -52,6 +54,8 @@ const ADDRESS_IN_USE: &str = "Address already in use";
 pub struct RedisServerBuilder {
     password: Option<String>,
     tls: Option<Tls>,
+    /// Sentinel mode: the configuration file's initial contents.
+    sentinel: Option<String>,
     extra_args: Vec<String>,
     program: String,
 }
@@ -61,6 +65,7 @@ impl Default for RedisServerBuilder {
         Self {
             password: None,
             tls: None,
+            sentinel: None,
             extra_args: Vec::new(),
             program: "redis-server".to_owned(),
         }
@@ -85,6 +90,15 @@ impl RedisServerBuilder {
             files: files.clone(),
             auth_clients,
         });
+        self
+    }
+
+    /// Runs a Sentinel (`redis-server sentinel.conf --sentinel`) instead of
+    /// a data node, starting from `config` — `sentinel monitor …` lines and
+    /// the like. Sentinel rewrites the file as it learns; it lives in the
+    /// server's directory and survives [`RedisServer::restart`].
+    pub fn sentinel(mut self, config: &str) -> Self {
+        self.sentinel = Some(config.to_owned());
         self
     }
 
@@ -375,8 +389,21 @@ impl RedisServer {
             .try_clone()
             .unwrap_or_else(|e| panic!("cannot duplicate a file handle: {e}"));
 
+        let mut args = self.command_line(&log_path);
+        if let Some(config) = &self.config.sentinel {
+            // Sentinel needs its configuration file first, and writable.
+            let path = self.dir.join(SENTINEL_FILE);
+            if !path.exists() {
+                fs::write(&path, config)
+                    .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+            }
+            args.splice(
+                0..0,
+                [path.to_string_lossy().into_owned(), "--sentinel".to_owned()],
+            );
+        }
         let child = Command::new(&self.config.program)
-            .args(self.command_line(&log_path))
+            .args(args)
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(output)

@@ -255,11 +255,21 @@ mod tests {
 
     #[test]
     fn keys_map_to_the_primary_of_their_slot_and_breakers_survive_a_refresh() {
-        let nodes = Nodes::new(Breaker::new(1, Duration::from_secs(60), Duration::from_secs(1)));
-        assert!(nodes.for_key(b"k").is_none(), "unknown before the first map");
+        let nodes = Nodes::new(Breaker::new(
+            1,
+            Duration::from_secs(60),
+            Duration::from_secs(1),
+        ));
+        assert!(
+            nodes.for_key(b"k").is_none(),
+            "unknown before the first map"
+        );
         let slots = |ports: [i64; 2]| {
-            parse_slots(Value::Array(vec![range(0, 8191, ports[0]), range(8192, 16383, ports[1])]))
-                .unwrap()
+            parse_slots(Value::Array(vec![
+                range(0, 8191, ports[0]),
+                range(8192, 16383, ports[1]),
+            ]))
+            .unwrap()
         };
         nodes.install(slots([7000, 7001]));
         // Slot of "a" is 15495, of "b" 3300 (CLUSTER KEYSLOT).
@@ -270,7 +280,9 @@ mod tests {
 
         let before = nodes.for_key(b"a").unwrap();
         let pass = before.breaker.admit().unwrap();
-        before.breaker.record(pass, super::super::breaker::Evidence::Failed);
+        before
+            .breaker
+            .record(pass, super::super::breaker::Evidence::Failed);
         assert_eq!(nodes.worst_state(), BreakerState::Open);
         nodes.install(slots([7001, 7002]));
         let after = nodes.for_key(b"b").unwrap();
@@ -287,7 +299,11 @@ mod tests {
         assert_eq!(slot(b"123456789"), 12739);
         assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
         let whole = crc16::State::<crc16::XMODEM>::calculate(b"foo{}{bar}") % 16_384;
-        assert_eq!(slot(b"foo{}{bar}"), whole, "an empty tag hashes the whole key");
+        assert_eq!(
+            slot(b"foo{}{bar}"),
+            whole,
+            "an empty tag hashes the whole key"
+        );
         assert_eq!(slot(b"foo{{bar}}zap"), slot(b"{bar"));
     }
 

@@ -20,7 +20,9 @@ use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::{AsyncConnectionConfig, Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value,
+};
 use tokio::sync::watch;
 use tokio::time::timeout;
 
@@ -127,10 +129,7 @@ impl Connection {
     }
 
     /// The shared connection and its generation, connecting if there is none.
-    pub(super) async fn get(
-        self: &Arc<Self>,
-        io: &Io,
-    ) -> Result<(Conn, u64), RedisError> {
+    pub(super) async fn get(self: &Arc<Self>, io: &Io) -> Result<(Conn, u64), RedisError> {
         let mut receiver = {
             let mut slot = self.lock();
             match &*slot {

@@ -53,16 +53,19 @@ pub(crate) const CLIENT_KEY: &str = "REDIS_CLIENT_KEY";
 impl Credentials {
     /// Reads and checks the TLS files against the URLs they will be used
     /// with (one node's, or every seed's or sentinel's).
-    pub(crate) fn load(&mut self, urls: &[String], url_name: &'static str) -> Result<(), ConfigError> {
+    pub(crate) fn load(
+        &mut self,
+        urls: &[String],
+        url_name: &'static str,
+    ) -> Result<(), ConfigError> {
         let mut schemes = Vec::with_capacity(urls.len());
         for url in urls {
-            let info = url
-                .as_str()
-                .into_connection_info()
-                .map_err(|err| ConfigError::InvalidRedisUrl {
+            let info = url.as_str().into_connection_info().map_err(|err| {
+                ConfigError::InvalidRedisUrl {
                     name: url_name,
                     reason: err.to_string(),
-                })?;
+                }
+            })?;
             schemes.push(match info.addr() {
                 ConnectionAddr::TcpTls { insecure: true, .. } => {
                     return Err(ConfigError::InvalidRedisUrl {
@@ -154,14 +157,14 @@ impl Credentials {
             .iter()
             .any(|info| matches!(info.addr(), ConnectionAddr::TcpTls { .. }));
         let mut builder = ClusterClientBuilder::new(seeds)
-        .retries(3)
-        .min_retry_wait(1)
-        .max_retry_wait(20)
-        .response_timeout(response_timeout)
-        // The caller's deadline bounds the operation; the client's own
-        // overall timer would run on the caller's executor, which may have none.
-        .overall_response_timeout(None)
-        .connection_timeout(connect_timeout);
+            .retries(3)
+            .min_retry_wait(1)
+            .max_retry_wait(20)
+            .response_timeout(response_timeout)
+            // The caller's deadline bounds the operation; the client's own
+            // overall timer would run on the caller's executor, which may have none.
+            .overall_response_timeout(None)
+            .connection_timeout(connect_timeout);
         if let Some(username) = &self.username {
             builder = builder.username(username);
         }

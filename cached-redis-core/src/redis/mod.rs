@@ -8,12 +8,12 @@
 //! "no evidence", so a cancelled probe never leaves it half-open.
 
 mod breaker;
+mod cluster;
 mod connection;
 mod credentials;
 mod error;
 mod sentinel;
 pub(crate) mod topology;
-mod cluster;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -27,10 +27,10 @@ pub use self::breaker::BreakerState;
 use self::breaker::{Breaker, Evidence, Pass, Transition};
 use self::cluster::{Node, Nodes};
 use self::connection::{Connection, Connector};
-use self::sentinel::Sentinel;
-use self::topology::Topology;
 pub(crate) use self::credentials::{Credentials, Secret};
 pub use self::error::RedisError;
+use self::sentinel::Sentinel;
+use self::topology::Topology;
 use crate::config::Config;
 use crate::io::io;
 use crate::telemetry::Telemetry;
@@ -72,7 +72,10 @@ enum Health {
     /// A cluster: one breaker per primary, by the slot map, and one for
     /// keys whose slot the map does not know (before the cluster was
     /// first reached).
-    PerNode { unmapped: Breaker, nodes: Arc<Nodes> },
+    PerNode {
+        unmapped: Breaker,
+        nodes: Arc<Nodes>,
+    },
 }
 
 /// Counts the writes in flight, bounds them, and tells `flush` when none is left.
@@ -148,15 +151,11 @@ impl Redis {
     pub(crate) fn breaker_state(&self) -> BreakerState {
         match &self.health {
             Health::One(breaker) => breaker.state(),
-            Health::PerNode { unmapped, nodes } => {
-                match (unmapped.state(), nodes.worst_state()) {
-                    (BreakerState::Open, _) | (_, BreakerState::Open) => BreakerState::Open,
-                    (BreakerState::HalfOpen, _) | (_, BreakerState::HalfOpen) => {
-                        BreakerState::HalfOpen
-                    }
-                    _ => BreakerState::Closed,
-                }
-            }
+            Health::PerNode { unmapped, nodes } => match (unmapped.state(), nodes.worst_state()) {
+                (BreakerState::Open, _) | (_, BreakerState::Open) => BreakerState::Open,
+                (BreakerState::HalfOpen, _) | (_, BreakerState::HalfOpen) => BreakerState::HalfOpen,
+                _ => BreakerState::Closed,
+            },
         }
     }
 

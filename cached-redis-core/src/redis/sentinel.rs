@@ -36,9 +36,12 @@ impl Sentinel {
             .iter()
             .map(|url| own_auth.client(url))
             .collect::<RedisResult<Vec<_>>>()?;
-        let tls = sentinels
-            .iter()
-            .any(|client| matches!(client.get_connection_info().addr(), ConnectionAddr::TcpTls { .. }));
+        let tls = sentinels.iter().any(|client| {
+            matches!(
+                client.get_connection_info().addr(),
+                ConnectionAddr::TcpTls { .. }
+            )
+        });
         Ok(Sentinel {
             sentinels,
             master: master.to_owned(),

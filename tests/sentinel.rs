@@ -1,0 +1,146 @@
+//! Sentinel, on a real master, replica and Sentinel the harness starts:
+//! the master is found through Sentinel; when it dies and the replica is
+//! promoted, caching resumes against the new master, with every value right
+//! meanwhile; a master demoted under a live connection (a forced failover)
+//! answers `READONLY` once at most before writes go to the new master.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use cached_redis::{Config, Runtime, redis_cached};
+use cached_redis_test_support::{RedisSentinel, RedisServer};
+use common::*;
+
+#[redis_cached(domain = "natal", ttl = 600, runtime = rt, skip(rt, calls))]
+async fn natal(req: &NatalRequest, rt: &Runtime, calls: &Calls) -> Chart {
+    calls.bump();
+    compute_chart(req)
+}
+
+fn sentinel_runtime(group: &RedisSentinel) -> Runtime {
+    Runtime::new(
+        Config::builder()
+            .redis_enabled(true)
+            .redis_sentinel([group.sentinel_url()], group.name())
+            .breaker_open(Duration::from_millis(100))
+            .build()
+            .expect("valid config"),
+    )
+}
+
+fn request(i: usize) -> NatalRequest {
+    NatalRequest::new(&format!("1985-03-{i:02}"))
+}
+
+/// Calls new requests until one's entry is stored on `node`; returns how
+/// long that took. Every value is checked.
+async fn until_stored_on(node: &RedisServer, rt: &Runtime, calls: &Calls, from: usize) -> Duration {
+    let started = Instant::now();
+    for i in from.. {
+        let req = request(i);
+        assert_eq!(natal(&req, rt, calls).await, compute_chart(&req));
+        rt.flush(SETTLE).await;
+        if stored(node, &req).await {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no entry reached port {} after 30 s",
+            node.port()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    unreachable!()
+}
+
+/// Whether `req`'s entry is on `node`: a fresh runtime's Redis hit there.
+async fn stored(node: &RedisServer, req: &NatalRequest) -> bool {
+    let probe = redis_runtime(&node.url());
+    let calls = Calls::default();
+    natal(req, &probe, &calls).await;
+    probe.stats().total.redis_hits == 1
+}
+
+#[tokio::test]
+async fn caching_resumes_on_the_promoted_replica_after_the_master_dies() {
+    let group = RedisSentinel::start("cache-master");
+    let [master, replica] = group.nodes() else {
+        unreachable!()
+    };
+    let rt = sentinel_runtime(&group);
+    let calls = Calls::default();
+
+    until_stored_on(master, &rt, &calls, 1).await;
+    let reader = sentinel_runtime(&group);
+    let before = calls.get();
+    assert_eq!(
+        natal(&request(1), &reader, &calls).await,
+        compute_chart(&request(1))
+    );
+    assert_eq!(
+        calls.get(),
+        before,
+        "found through Sentinel by another runtime"
+    );
+
+    master.kill();
+    let resumed = until_stored_on(replica, &rt, &calls, 100).await;
+    eprintln!("caching resumed on the promoted replica {resumed:?} after the master died");
+    assert!(group.wait_for_master(replica));
+    // Entries replicated before the failover are still hits.
+    let fresh = sentinel_runtime(&group);
+    assert_eq!(
+        natal(&request(1), &fresh, &calls).await,
+        compute_chart(&request(1))
+    );
+    assert_eq!(fresh.stats().total.redis_hits, 1);
+}
+
+/// `READONLY` replies `node` has sent (`INFO errorstats`).
+fn readonly_errors(node: &RedisServer) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("errorstats")
+        .query(&mut node.connection())
+        .expect("INFO errorstats");
+    info.lines()
+        .find_map(|line| line.strip_prefix("errorstat_READONLY:count="))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_demoted_master_answers_readonly_once_at_most() {
+    let group = RedisSentinel::start("cache-master");
+    let [old, new] = group.nodes() else {
+        unreachable!()
+    };
+    let rt = sentinel_runtime(&group);
+    let calls = Calls::default();
+    until_stored_on(old, &rt, &calls, 1).await;
+
+    // Forced failover: the old master lives on as a replica, with our
+    // connection to it still open.
+    let () = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg(group.name())
+        .query(&mut group.sentinel().connection())
+        .expect("SENTINEL FAILOVER");
+    assert!(group.wait_for_master(new), "{}", group.sentinel().log());
+    // What Sentinel does to the old master on its next check (up to 10 s
+    // later; until then the old master still takes writes, which its
+    // conversion discards: entries lost, never a wrong value).
+    let () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(new.port())
+        .query(&mut old.connection())
+        .expect("REPLICAOF");
+
+    until_stored_on(new, &rt, &calls, 100).await;
+    eprintln!("READONLY replies: {}", readonly_errors(old));
+    assert!(
+        readonly_errors(old) <= 1,
+        "writes kept going to the demoted master: {} READONLY replies",
+        readonly_errors(old)
+    );
+}

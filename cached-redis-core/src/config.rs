@@ -766,6 +766,69 @@ mod tests {
     }
 
     #[test]
+    fn cluster_and_sentinel_urls_select_their_topology() {
+        let cluster = from(&[(
+            "REDIS_CLUSTER_URLS",
+            " redis://10.0.0.1:7000, redis://:pw@10.0.0.2:7000 ,",
+        )])
+        .unwrap();
+        assert_eq!(
+            cluster.topology,
+            Topology::Cluster {
+                seeds: vec![
+                    "redis://10.0.0.1:7000".to_owned(),
+                    "redis://:pw@10.0.0.2:7000".to_owned()
+                ]
+            }
+        );
+        assert!(!format!("{cluster:?}").contains("pw@"), "{cluster:?}");
+
+        let sentinel = from(&[
+            ("REDIS_SENTINEL_URLS", "redis://10.0.0.1:26379,redis://10.0.0.2:26379"),
+            ("REDIS_SENTINEL_MASTER", "cache"),
+        ])
+        .unwrap();
+        assert!(matches!(
+            sentinel.topology,
+            Topology::Sentinel { ref sentinels, ref master } if sentinels.len() == 2 && master == "cache"
+        ));
+        assert_eq!(from(&[]).unwrap().topology, Topology::Single);
+    }
+
+    #[test]
+    fn a_topology_that_cannot_work_is_refused_by_name() {
+        let cases: [(&[(&str, &str)], &str); 5] = [
+            (
+                &[
+                    ("REDIS_CLUSTER_URLS", "redis://a:1"),
+                    ("REDIS_SENTINEL_URLS", "redis://b:2"),
+                    ("REDIS_SENTINEL_MASTER", "m"),
+                ],
+                "REDIS_CLUSTER_URLS",
+            ),
+            (&[("REDIS_SENTINEL_URLS", "redis://b:2")], "REDIS_SENTINEL_MASTER"),
+            (&[("REDIS_CLUSTER_URLS", " , ")], "REDIS_CLUSTER_URLS"),
+            (
+                &[("REDIS_CLUSTER_URLS", "redis://a:1,rediss://b:2")],
+                "REDIS_CLUSTER_URLS",
+            ),
+            (
+                &[
+                    ("REDIS_SENTINEL_URLS", "nope://b:2"),
+                    ("REDIS_SENTINEL_MASTER", "m"),
+                ],
+                "REDIS_SENTINEL_URLS",
+            ),
+        ];
+        for (vars, name) in cases {
+            let err = from(vars).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{vars:?}: {err}");
+        }
+        let blank_master = Config::builder().redis_sentinel(["redis://b:2"], "a b").build();
+        assert!(blank_master.unwrap_err().to_string().starts_with("REDIS_SENTINEL_MASTER"));
+    }
+
+    #[test]
     fn extreme_settings_are_refused_not_panicked_on() {
         let huge = Duration::MAX;
         assert!(Config::builder().redis_timeout(huge).build().is_err());

@@ -345,3 +345,61 @@ async fn a_slot_migrated_during_traffic_costs_no_error_and_no_wrong_value() {
     }
     assert_eq!(calls.get(), KEYS, "every value still came from the cache");
 }
+
+/// The single-node ACL line of `docs/security.md`, plus the slot map.
+const CLUSTER_RULES: &str = "~meridian:* resetchannels -@all +get +set +unlink +scan +evalsha +eval +type +cluster|slots +ping";
+
+#[tokio::test]
+async fn the_documented_acl_line_suffices_on_every_node() {
+    let cluster = RedisCluster::start(3);
+    for node in cluster.nodes() {
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg("SETUSER").arg("cache").arg("on").arg(">cache-pw");
+        for rule in CLUSTER_RULES.split_whitespace() {
+            cmd.arg(rule);
+        }
+        let () = cmd.query(&mut node.connection()).expect("ACL SETUSER");
+    }
+    let as_cache = || {
+        Runtime::new(
+            Config::builder()
+                .redis_enabled(true)
+                .redis_cluster(cluster.urls())
+                .redis_username("cache")
+                .redis_password("cache-pw")
+                .build()
+                .expect("valid config"),
+        )
+    };
+    let (writer, reader) = (as_cache(), as_cache());
+    let calls = Calls::default();
+    fill(&cluster, &writer, &calls).await;
+    for req in &requests() {
+        assert_eq!(natal(req, &reader, &calls).await, compute_chart(req));
+    }
+    assert_eq!(reader.stats().total.redis_hits, KEYS as u64);
+    // A damaged entry is purged by script, as this user.
+    let victim = node_keys(&cluster.nodes()[0], "meridian:*").remove(0);
+    put(&cluster.nodes()[0], &victim, b"garbage");
+    for req in &requests() {
+        natal(req, &as_cache(), &calls).await;
+    }
+    assert!(wait_until(SETTLE, || raw(&cluster.nodes()[0], &victim)
+        .is_some_and(|bytes| bytes != b"garbage")));
+    assert_eq!(
+        writer.clear("natal", "v1").await.expect("clear"),
+        KEYS as u64
+    );
+    for node in cluster.nodes() {
+        let denied: Vec<redis::Value> = redis::cmd("ACL")
+            .arg("LOG")
+            .query(&mut node.connection())
+            .expect("ACL LOG");
+        assert!(denied.is_empty(), "node {}: {denied:?}", node.port());
+        let clients: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query(&mut node.connection())
+            .unwrap();
+        assert!(clients.contains("user=cache"), "{clients}");
+    }
+}

@@ -18,15 +18,43 @@ async fn natal(req: &NatalRequest, rt: &Runtime, calls: &Calls) -> Chart {
     compute_chart(req)
 }
 
+/// The single-node ACL line of `docs/security.md`, plus the master check.
+const SENTINEL_RULES: &str =
+    "~meridian:* resetchannels -@all +get +set +unlink +scan +evalsha +eval +type +role";
+
+/// Every data node gets the cache's ACL user (a replica promoted later
+/// must know it too; ACLs are not replicated).
+fn with_cache_user(group: &RedisSentinel) {
+    for node in group.nodes() {
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg("SETUSER").arg("cache").arg("on").arg(">cache-pw");
+        for rule in SENTINEL_RULES.split_whitespace() {
+            cmd.arg(rule);
+        }
+        let () = cmd.query(&mut node.connection()).expect("ACL SETUSER");
+    }
+}
+
+/// Runs as the ACL user: the master authenticates with it, the Sentinel
+/// (which has no password) with what its URL says.
 fn sentinel_runtime(group: &RedisSentinel) -> Runtime {
     Runtime::new(
         Config::builder()
             .redis_enabled(true)
             .redis_sentinel([group.sentinel_url()], group.name())
+            .redis_username("cache")
+            .redis_password("cache-pw")
             .breaker_open(Duration::from_millis(100))
             .build()
             .expect("valid config"),
     )
+}
+
+fn denied(node: &RedisServer) -> Vec<redis::Value> {
+    redis::cmd("ACL")
+        .arg("LOG")
+        .query(&mut node.connection())
+        .expect("ACL LOG")
 }
 
 fn request(i: usize) -> NatalRequest {
@@ -68,6 +96,7 @@ async fn caching_resumes_on_the_promoted_replica_after_the_master_dies() {
     let [master, replica] = group.nodes() else {
         unreachable!()
     };
+    with_cache_user(&group);
     let rt = sentinel_runtime(&group);
     let calls = Calls::default();
 
@@ -95,6 +124,7 @@ async fn caching_resumes_on_the_promoted_replica_after_the_master_dies() {
         compute_chart(&request(1))
     );
     assert_eq!(fresh.stats().total.redis_hits, 1);
+    assert!(denied(replica).is_empty(), "{:?}", denied(replica));
 }
 
 /// `READONLY` replies `node` has sent (`INFO errorstats`).
@@ -115,6 +145,7 @@ async fn a_demoted_master_answers_readonly_once_at_most() {
     let [old, new] = group.nodes() else {
         unreachable!()
     };
+    with_cache_user(&group);
     let rt = sentinel_runtime(&group);
     let calls = Calls::default();
     until_stored_on(old, &rt, &calls, 1).await;

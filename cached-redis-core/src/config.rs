@@ -784,7 +784,10 @@ mod tests {
         assert!(!format!("{cluster:?}").contains("pw@"), "{cluster:?}");
 
         let sentinel = from(&[
-            ("REDIS_SENTINEL_URLS", "redis://10.0.0.1:26379,redis://10.0.0.2:26379"),
+            (
+                "REDIS_SENTINEL_URLS",
+                "redis://10.0.0.1:26379,redis://10.0.0.2:26379",
+            ),
             ("REDIS_SENTINEL_MASTER", "cache"),
         ])
         .unwrap();
@@ -806,7 +809,10 @@ mod tests {
                 ],
                 "REDIS_CLUSTER_URLS",
             ),
-            (&[("REDIS_SENTINEL_URLS", "redis://b:2")], "REDIS_SENTINEL_MASTER"),
+            (
+                &[("REDIS_SENTINEL_URLS", "redis://b:2")],
+                "REDIS_SENTINEL_MASTER",
+            ),
             (&[("REDIS_CLUSTER_URLS", " , ")], "REDIS_CLUSTER_URLS"),
             (
                 &[("REDIS_CLUSTER_URLS", "redis://a:1,rediss://b:2")],
@@ -824,8 +830,15 @@ mod tests {
             let err = from(vars).unwrap_err();
             assert!(err.to_string().starts_with(name), "{vars:?}: {err}");
         }
-        let blank_master = Config::builder().redis_sentinel(["redis://b:2"], "a b").build();
-        assert!(blank_master.unwrap_err().to_string().starts_with("REDIS_SENTINEL_MASTER"));
+        let blank_master = Config::builder()
+            .redis_sentinel(["redis://b:2"], "a b")
+            .build();
+        assert!(
+            blank_master
+                .unwrap_err()
+                .to_string()
+                .starts_with("REDIS_SENTINEL_MASTER")
+        );
     }
 
     #[test]

@@ -11,7 +11,10 @@
 //!   connection driven by a thread of its own, as ours is — what this
 //!   design costs before any of our work; and **ours, HMAC** (with
 //!   `CACHE_HMAC_KEY`) and **ours, TLS** (`rediss://` to the same server's
-//!   TLS port): what those options cost on a hit.
+//!   TLS port): what those options cost on a hit;
+//! - in the scale rows (`ONLY=scale`), the floor and ours against a
+//!   3-primary Redis Cluster on the same machine: the floor over the redis
+//!   crate's `ClusterConnection`, ours with `REDIS_CLUSTER_URLS`.
 //!
 //! ```sh
 //! cargo bench --bench side_by_side
@@ -41,8 +44,9 @@ use std::time::{Duration, Instant};
 
 use cached::macros::concurrent_cached;
 use cached_redis::{Config, KeyBuilder, Runtime, redis_cached};
-use cached_redis_test_support::{Pki, RedisServer};
-use redis::aio::MultiplexedConnection;
+use cached_redis_test_support::{Pki, RedisCluster, RedisServer};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
 use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------- allocations
@@ -178,8 +182,12 @@ fn floor_key(req: &NatalRequest) -> String {
 static FLOOR: OnceLock<MultiplexedConnection> = OnceLock::new();
 static FLOOR_CURRENT_THREAD: OnceLock<MultiplexedConnection> = OnceLock::new();
 static FLOOR_OWN_THREAD: OnceLock<MultiplexedConnection> = OnceLock::new();
+static FLOOR_CLUSTER: OnceLock<ClusterConnection> = OnceLock::new();
 
-async fn floor(conn: &MultiplexedConnection, req: &NatalRequest) -> Result<Chart, ChartError> {
+async fn floor<C: ConnectionLike + Clone + Send>(
+    conn: &C,
+    req: &NatalRequest,
+) -> Result<Chart, ChartError> {
     let mut conn = conn.clone();
     let key = floor_key(req);
     let found: Option<Vec<u8>> = redis::cmd("GET")
@@ -239,6 +247,14 @@ async fn ours_tls(req: &NatalRequest) -> Result<Chart, ChartError> {
     compute(req)
 }
 
+/// Redis on, against a 3-primary cluster.
+static CLUSTER: OnceLock<Runtime> = OnceLock::new();
+
+#[redis_cached(domain = "natal", ttl = 3600, runtime = CLUSTER.get().expect("set"))]
+async fn ours_cluster(req: &NatalRequest) -> Result<Chart, ChartError> {
+    compute(req)
+}
+
 static CACHED_URL: OnceLock<String> = OnceLock::new();
 
 #[concurrent_cached(
@@ -269,6 +285,9 @@ enum Imp {
     Ours,
     OursHmac,
     OursTls,
+    /// The floor's code over the redis crate's cluster connection.
+    FloorCluster,
+    OursCluster,
 }
 
 impl Imp {
@@ -280,6 +299,8 @@ impl Imp {
             Imp::Ours => "ours",
             Imp::OursHmac => "ours, HMAC",
             Imp::OursTls => "ours, TLS",
+            Imp::FloorCluster => "floor, cluster",
+            Imp::OursCluster => "ours, cluster",
         }
     }
 
@@ -292,6 +313,8 @@ impl Imp {
             Imp::Ours => ours(req).await,
             Imp::OursHmac => ours_hmac(req).await,
             Imp::OursTls => ours_tls(req).await,
+            Imp::FloorCluster => floor(FLOOR_CLUSTER.get().expect("connected"), req).await,
+            Imp::OursCluster => ours_cluster(req).await,
         };
         result.expect("every implementation answers")
     }
@@ -338,7 +361,7 @@ impl Table {
         let floor = &self.slices[0].1;
         println!("\n{} ({})", self.scenario, self.unit);
         println!(
-            "  {:<11} {:>9} {:>16} {:>10} {:>19}",
+            "  {:<14} {:>9} {:>16} {:>10} {:>19}",
             "", "ratio", "rounds min..max", "value", "rounds min..max"
         );
         for (at, (imp, slices)) in self.slices.iter().enumerate() {
@@ -350,7 +373,7 @@ impl Table {
                 None => (median(&ratios), median(slices)),
             };
             println!(
-                "  {:<11} {:>8.2}× {:>7.2}..{:<8.2} {:>10.1} {:>8.1}..{:<10.1}",
+                "  {:<14} {:>8.2}× {:>7.2}..{:<8.2} {:>10.1} {:>8.1}..{:<10.1}",
                 imp.name(),
                 ratio,
                 lo,
@@ -649,7 +672,7 @@ fn main() {
     println!("payload {} bytes (postcard); {ROUNDS} rounds", body.len());
     let all = [Imp::Floor, Imp::Cached, Imp::Ours];
     let options = [Imp::OursHmac, Imp::OursTls];
-    // `ONLY=latency,throughput,miss,current,allocations,cpu` runs a subset.
+    // `ONLY=latency,throughput,miss,current,allocations,cpu,scale` runs a subset.
     let only = std::env::var("ONLY").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only.split(',').any(|part| part == name);
     workers.block_on(async {
@@ -705,9 +728,56 @@ fn main() {
     if wanted("allocations") {
         allocations(&workers, &current, &all);
     }
+    if wanted("scale") {
+        scale(&workers, &config);
+    }
     if wanted("cpu") {
         current.block_on(cpu_bound(&body));
     }
+}
+
+/// One node against a 3-primary cluster on the same machine: the hit
+/// path's latency and throughput, for the floor and for ours.
+fn scale(workers: &tokio::runtime::Runtime, config: &Config) {
+    let cluster = RedisCluster::start(3);
+    let runtime = Runtime::new(
+        Config::builder()
+            .redis_enabled(true)
+            .redis_cluster(cluster.urls())
+            .redis_timeout(config.redis_timeout())
+            .connect_timeout(config.connect_timeout())
+            .build()
+            .expect("valid config"),
+    );
+    CLUSTER.set(runtime).map_err(drop).expect("set once");
+    let imps = [Imp::Floor, Imp::FloorCluster, Imp::Ours, Imp::OursCluster];
+    workers.block_on(async {
+        let floor = redis::cluster::ClusterClient::new(cluster.urls())
+            .expect("valid urls")
+            .get_async_connection()
+            .await
+            .expect("the cluster floor connects");
+        FLOOR_CLUSTER.set(floor).map_err(drop).expect("set once");
+        warm(&imps).await;
+        assert!(
+            CLUSTER
+                .get()
+                .expect("set")
+                .flush(Duration::from_secs(5))
+                .await
+        );
+        hit_latency("scale: Redis hit, 1 caller, 2 workers: p50", &imps)
+            .await
+            .print();
+        rounds(
+            "scale: Redis hit, 64 tasks on 2 workers: throughput",
+            "k calls/s",
+            &imps,
+            hit_throughput,
+        )
+        .await
+        .print();
+    });
 }
 
 fn allocations(workers: &tokio::runtime::Runtime, current: &tokio::runtime::Runtime, all: &[Imp]) {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cached_redis::{Config, Runtime, redis_cached};
-use cached_redis_test_support::{RedisCluster, RedisServer, wait_until};
+use cached_redis_test_support::{Pki, RedisCluster, RedisServer, wait_until};
 use common::*;
 
 #[redis_cached(domain = "natal", ttl = 600, runtime = rt, skip(rt, calls))]
@@ -401,5 +401,48 @@ async fn the_documented_acl_line_suffices_on_every_node() {
             .query(&mut node.connection())
             .unwrap();
         assert!(clients.contains("user=cache"), "{clients}");
+    }
+}
+
+#[tokio::test]
+async fn a_tls_cluster_is_reached_with_rediss_seeds_and_the_ca() {
+    let dir = TempDir::new();
+    let pki = Pki::new(&["127.0.0.1"]).write(dir.path());
+    let cluster = RedisCluster::start_tls(3, &pki);
+    let over_tls = || {
+        Runtime::new(
+            Config::builder()
+                .redis_enabled(true)
+                .redis_cluster(cluster.tls_urls())
+                .redis_ca_cert(&pki.ca)
+                .build()
+                .expect("valid config"),
+        )
+    };
+    let (writer, reader) = (over_tls(), over_tls());
+    let calls = Calls::default();
+    fill(&cluster, &writer, &calls).await;
+    for req in &requests() {
+        assert_eq!(natal(req, &reader, &calls).await, compute_chart(req));
+    }
+    assert_eq!(reader.stats().total.redis_hits, KEYS as u64);
+    assert_eq!(
+        reader.clear("natal", "v1").await.expect("clear"),
+        KEYS as u64
+    );
+    for node in cluster.nodes() {
+        let clients: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query(&mut node.connection())
+            .unwrap();
+        let tls_clients = clients
+            .lines()
+            .filter(|l| l.contains(&format!("laddr=127.0.0.1:{}", node.tls_port())))
+            .count();
+        assert!(
+            tls_clients > 0,
+            "no TLS client on node {}: {clients}",
+            node.port()
+        );
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::{RedisServer, free_port, wait_until};
+use crate::{PkiFiles, RedisServer, free_port, wait_until};
 
 /// Slots in a Redis Cluster.
 const SLOTS: u16 = 16384;
@@ -22,6 +22,7 @@ const FORM_TIMEOUT: Duration = Duration::from_secs(20);
 #[derive(Debug)]
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
+    tls: bool,
 }
 
 impl RedisCluster {
@@ -32,12 +33,38 @@ impl RedisCluster {
     /// If a node does not start, or the cluster is not `ok` within 20 s
     /// (the message includes every node's `CLUSTER INFO`).
     pub fn start(primaries: usize) -> RedisCluster {
+        RedisCluster::start_with(primaries, None)
+    }
+
+    /// Like [`start`](Self::start), with every node also listening for TLS
+    /// ([`RedisServerBuilder::tls`](crate::RedisServerBuilder::tls), no
+    /// client certificates) and the cluster bus over TLS
+    /// (`tls-cluster yes`): a client connected over TLS is told the nodes'
+    /// TLS ports. [`tls_urls`](Self::tls_urls) are the seeds.
+    pub fn start_tls(primaries: usize, files: &PkiFiles) -> RedisCluster {
+        RedisCluster::start_with(primaries, Some(files))
+    }
+
+    fn start_with(primaries: usize, tls: Option<&PkiFiles>) -> RedisCluster {
         assert!(primaries >= 1, "a cluster needs a primary");
         let buses: Vec<u16> = (0..primaries).map(|_| free_port()).collect();
         let nodes: Vec<RedisServer> = buses
             .iter()
             .map(|bus| {
-                RedisServer::builder()
+                let builder = match tls {
+                    // On the bus each node is also a TLS client, and the
+                    // server certificate is for server authentication only.
+                    Some(files) => RedisServer::builder()
+                        .tls(files, false)
+                        .arg("--tls-cluster")
+                        .arg("yes")
+                        .arg("--tls-client-cert-file")
+                        .arg(&files.client_cert.to_string_lossy())
+                        .arg("--tls-client-key-file")
+                        .arg(&files.client_key.to_string_lossy()),
+                    None => RedisServer::builder(),
+                };
+                builder
                     .arg("--cluster-enabled")
                     .arg("yes")
                     .arg("--cluster-config-file")
@@ -55,7 +82,10 @@ impl RedisCluster {
                     .start()
             })
             .collect();
-        let cluster = RedisCluster { nodes };
+        let cluster = RedisCluster {
+            nodes,
+            tls: tls.is_some(),
+        };
         cluster.form(&buses);
         cluster
     }
@@ -63,10 +93,16 @@ impl RedisCluster {
     fn form(&self, buses: &[u16]) {
         let first = &self.nodes[0];
         for (node, bus) in self.nodes.iter().zip(buses).skip(1) {
+            // Over a TLS bus, a node is known by its TLS port.
+            let port = if self.tls {
+                node.tls_port()
+            } else {
+                node.port()
+            };
             let () = redis::cmd("CLUSTER")
                 .arg("MEET")
                 .arg("127.0.0.1")
-                .arg(node.port())
+                .arg(port)
                 .arg(*bus)
                 .query(&mut first.connection())
                 .expect("CLUSTER MEET");
@@ -111,7 +147,14 @@ impl RedisCluster {
                     .try_connection()
                     .and_then(|mut con| redis::cmd("CLUSTER").arg("INFO").query(&mut con))
                     .unwrap_or_else(|e| format!("unreachable: {e}"));
-                format!("127.0.0.1:{}\n{info}", node.port())
+                let log = node.log();
+                let tail: Vec<&str> = log.lines().rev().take(8).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                format!(
+                    "127.0.0.1:{}\n{info}\nlog:\n{}",
+                    node.port(),
+                    tail.join("\n")
+                )
             })
             .collect::<Vec<_>>()
             .join("\n")
@@ -121,6 +164,12 @@ impl RedisCluster {
     /// client starts from.
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// The nodes' TLS URLs, for a cluster made with
+    /// [`start_tls`](Self::start_tls).
+    pub fn tls_urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::tls_url).collect()
     }
 
     /// The nodes, to kill, pause, restart or inspect one.

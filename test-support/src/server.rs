@@ -223,6 +223,11 @@ impl RedisServer {
         self.port
     }
 
+    /// The TLS port of a server started with [`RedisServerBuilder::tls`].
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port
+    }
+
     /// The URL of the server: `redis://127.0.0.1:PORT/`, or
     /// `redis://:PASSWORD@127.0.0.1:PORT/` when a password is set (with the
     /// password percent-encoded).

@@ -114,7 +114,6 @@ impl Breaker {
     }
 
     /// Whether an operation may contact Redis now.
-
     pub(crate) fn admit(&self) -> Option<Pass> {
         let mut inner = self.lock();
         let now = Instant::now();

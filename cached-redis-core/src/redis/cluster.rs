@@ -177,8 +177,9 @@ impl Nodes {
             };
             // At most 16,384 primaries: the index fits, and is never UNKNOWN.
             let index = u16::try_from(index).unwrap_or(UNKNOWN);
-            for slot in usize::from(start)..=usize::from(end).min(SLOTS - 1) {
-                slots[slot] = index;
+            let end = usize::from(end).min(SLOTS - 1);
+            if let Some(range) = slots.get_mut(usize::from(start)..=end) {
+                range.fill(index);
             }
         }
         *map = Map { slots, nodes };

@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use cached_redis::{Config, Runtime, redis_cached};
-use cached_redis_test_support::{RedisSentinel, RedisServer};
+use cached_redis_test_support::{Blackhole, RedisSentinel, RedisServer, wait_until};
 use common::*;
 
 #[redis_cached(domain = "natal", ttl = 600, runtime = rt, skip(rt, calls))]
@@ -114,8 +114,32 @@ async fn caching_resumes_on_the_promoted_replica_after_the_master_dies() {
     );
 
     master.kill();
-    let resumed = until_stored_on(replica, &rt, &calls, 100).await;
-    eprintln!("caching resumed on the promoted replica {resumed:?} after the master died");
+    let killed = Instant::now();
+    // When Sentinel names the new master, seen from outside.
+    let switched = tokio::task::spawn_blocking({
+        let (sentinel, port) = (group.sentinel_url(), replica.port());
+        move || {
+            let named = || {
+                redis::Client::open(sentinel.as_str())
+                    .and_then(|c| c.get_connection())
+                    .and_then(|mut con| {
+                        redis::cmd("SENTINEL")
+                            .arg("GET-MASTER-ADDR-BY-NAME")
+                            .arg("cache-master")
+                            .query::<(String, u16)>(&mut con)
+                    })
+                    .is_ok_and(|(_, named)| named == port)
+            };
+            wait_until(Duration::from_secs(30), named).then(|| killed.elapsed())
+        }
+    });
+    until_stored_on(replica, &rt, &calls, 100).await;
+    let resumed = killed.elapsed();
+    let switched = switched.await.unwrap().expect("Sentinel failed over");
+    eprintln!(
+        "caching resumed on the promoted replica {resumed:?} after the master died; \
+         Sentinel named it after {switched:?}"
+    );
     assert!(group.wait_for_master(replica));
     // Entries replicated before the failover are still hits.
     let fresh = sentinel_runtime(&group);
@@ -174,4 +198,24 @@ async fn a_demoted_master_answers_readonly_once_at_most() {
         "writes kept going to the demoted master: {} READONLY replies",
         readonly_errors(old)
     );
+}
+
+#[tokio::test]
+async fn a_hung_sentinel_costs_nothing_while_another_answers() {
+    let group = RedisSentinel::start("cache-master");
+    with_cache_user(&group);
+    let hung = Blackhole::start();
+    let rt = Runtime::new(
+        Config::builder()
+            .redis_enabled(true)
+            .redis_sentinel([hung.url(), group.sentinel_url()], group.name())
+            .redis_username("cache")
+            .redis_password("cache-pw")
+            .build()
+            .expect("valid config"),
+    );
+    let calls = Calls::default();
+    until_stored_on(&group.nodes()[0], &rt, &calls, 1).await;
+    assert_eq!(rt.stats().total.redis_errors, 0, "{:?}", rt.stats().total);
+    assert!(hung.accepted() > 0, "the hung Sentinel was asked too");
 }

@@ -20,7 +20,7 @@ use crate::stats::{Counters, Stats, Tally};
 
 /// At most one warning of a kind per this period; the rest are counted and
 /// reported with the next one, so an outage cannot flood the log.
-const WARN_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const WARN_EVERY: Duration = Duration::from_secs(10);
 
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));

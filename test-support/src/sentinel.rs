@@ -34,7 +34,12 @@ impl RedisSentinel {
     ///
     /// If a process does not start, or the group is not ready within 20 s.
     pub fn start(name: &str) -> RedisSentinel {
-        let master = RedisServer::start();
+        // A replica's first sync waits 5 s by default, for more replicas
+        // to share one transfer: there is only one.
+        let master = RedisServer::builder()
+            .arg("--repl-diskless-sync-delay")
+            .arg("0")
+            .start();
         let replica = RedisServer::builder()
             .arg("--replicaof")
             .arg("127.0.0.1")

@@ -6,16 +6,16 @@
 //! reports to, the breaker of the primary that serves its key's slot, so
 //! a dead primary opens its own breaker while the others stay closed and
 //! keep serving. The map is read with `CLUSTER SLOTS` when the cluster is
-//! first reached and again, at most once a second, after a failure or
-//! before a `clear` — a failure is the sign a slot may have moved.
+//! first reached, every 10 s, and — at most once a second — after a
+//! failure or a call refused by an open breaker (signs that a slot may
+//! have moved), and before every `clear`.
 //!
 //! Keys are never hash-tagged (`meridian:v1:natal:{hash}` has no braces;
 //! domains and namespaces cannot contain them), so a domain's keys spread
 //! over every primary, and every command the cache sends names one key,
 //! except `UNLINK` in `clear`, which the client splits by slot.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionLike;
@@ -25,13 +25,17 @@ use super::breaker::{Breaker, BreakerState};
 use super::connection::Connection;
 use super::error::RedisError;
 use crate::io::Io;
+use crate::telemetry::Telemetry;
 
 /// Slots in a Redis Cluster.
 const SLOTS: usize = 16_384;
 /// Marks a slot no primary is known to serve.
 const UNKNOWN: u16 = u16::MAX;
-/// The shortest time between two reads of the slot map.
+/// The shortest time between two reads of the slot map on demand.
 const REFRESH_EVERY: Duration = Duration::from_secs(1);
+/// How often the map is read regardless: a failover or a resharding the
+/// client followed silently shows here.
+const REFRESH_ANYWAY: Duration = Duration::from_secs(10);
 
 /// A primary, as `CLUSTER SLOTS` names it, and its breaker.
 pub(super) struct Node {
@@ -47,28 +51,37 @@ impl Node {
     }
 }
 
+/// The cluster's primaries by slot, each with its breaker, and when the
+/// map was last read.
 pub(super) struct Nodes {
     /// The breaker new nodes copy their settings from.
     template: Breaker,
     map: RwLock<Map>,
     last_refresh: Mutex<Option<Instant>>,
-    refreshing: AtomicBool,
+    /// Where a failed read of the map is reported.
+    telemetry: Arc<Telemetry>,
 }
 
+/// One reading of `CLUSTER SLOTS`.
 #[derive(Default)]
 struct Map {
     /// Index into `nodes` of each slot's primary, or [`UNKNOWN`].
     slots: Vec<u16>,
     nodes: Vec<Arc<Node>>,
+    /// Some primary reported no address: its slots are [`UNKNOWN`].
+    incomplete: bool,
 }
 
+/// A slot range and its primary's address (`None`: the node does not know it).
+type Range = (u16, u16, Option<(String, u16)>);
+
 impl Nodes {
-    pub(super) fn new(template: Breaker) -> Nodes {
+    pub(super) fn new(template: Breaker, telemetry: Arc<Telemetry>) -> Nodes {
         Nodes {
             template,
             map: RwLock::default(),
             last_refresh: Mutex::new(None),
-            refreshing: AtomicBool::new(false),
+            telemetry,
         }
     }
 
@@ -79,52 +92,75 @@ impl Nodes {
         map.nodes.get(usize::from(index)).cloned()
     }
 
-    /// Every primary the map knows.
-    pub(super) fn primaries(&self) -> Vec<Arc<Node>> {
+    /// Every primary the map knows; an error if one has no address.
+    pub(super) fn primaries(&self) -> Result<Vec<Arc<Node>>, RedisError> {
         let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
-        map.nodes.clone()
+        if map.incomplete {
+            return Err(RedisError::UnknownClusterNode);
+        }
+        Ok(map.nodes.clone())
     }
 
-    /// The worst state among the primaries' breakers.
-    pub(super) fn worst_state(&self) -> BreakerState {
-        self.primaries()
-            .iter()
-            .map(|node| node.breaker.state())
-            .max_by_key(|state| state.as_gauge())
-            .unwrap_or(BreakerState::Closed)
+    /// The worst state among the primaries' breakers; `None` before the
+    /// map was first read.
+    pub(super) fn worst_state(&self) -> Option<BreakerState> {
+        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
+        worst(map.nodes.iter().map(|node| node.breaker.state()))
     }
 
-    /// Reads the slot map again in the background, unless it was read in
-    /// the last second or a read is under way.
+    /// Reads the slot map again in the background, unless it was read (or
+    /// a read began) in the last second.
     pub(super) fn refresh(
         self: &Arc<Self>,
         connection: &Arc<Connection>,
         io: &'static Io,
         deadline: Duration,
     ) {
-        if !self.due() {
-            return;
-        }
-        let (nodes, connection) = (Arc::clone(self), Arc::clone(connection));
-        io.spawn(async move {
-            if let Err(err) = nodes.load(&connection, io, deadline).await {
-                tracing::debug!(error = %err, "reading the cluster's slot map failed");
-            }
-        });
-    }
-
-    fn due(&self) -> bool {
         let mut last = self
             .last_refresh
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if last.is_some_and(|at| at.elapsed() < REFRESH_EVERY)
-            || self.refreshing.load(Ordering::Acquire)
-        {
-            return false;
+        if last.is_some_and(|at| at.elapsed() < REFRESH_EVERY) {
+            return;
         }
         *last = Some(Instant::now());
-        true
+        drop(last);
+        let (nodes, connection) = (Arc::clone(self), Arc::clone(connection));
+        io.spawn(async move { nodes.load_or_warn(&connection, io, deadline).await });
+    }
+
+    /// Reads the slot map every [`REFRESH_ANYWAY`] for as long as the
+    /// runtime holding `nodes` lives.
+    pub(super) fn refresh_periodically(
+        nodes: Weak<Nodes>,
+        connection: Weak<Connection>,
+        io: &'static Io,
+        deadline: Duration,
+    ) {
+        io.spawn(async move {
+            loop {
+                io.sleep(REFRESH_ANYWAY).await;
+                let (Some(nodes), Some(connection)) = (nodes.upgrade(), connection.upgrade())
+                else {
+                    return;
+                };
+                nodes.load_or_warn(&connection, io, deadline).await;
+            }
+        });
+    }
+
+    async fn load_or_warn(
+        &self,
+        connection: &Arc<Connection>,
+        io: &'static Io,
+        deadline: Duration,
+    ) {
+        if let Err(err) = self.load(connection, io, deadline).await {
+            // Breakers then judge by an old map: say so, rate-limited.
+            self.telemetry.warn("cluster_slots", |suppressed| {
+                tracing::warn!(error = %err, suppressed, "cannot read the cluster's slot map");
+            });
+        }
     }
 
     /// Reads the slot map now (`CLUSTER SLOTS`), keeping each known
@@ -135,9 +171,11 @@ impl Nodes {
         io: &'static Io,
         deadline: Duration,
     ) -> Result<(), RedisError> {
-        self.refreshing.store(true, Ordering::Release);
+        let until = Instant::now()
+            .checked_add(deadline)
+            .unwrap_or_else(Instant::now);
         let reply = io
-            .timeout(Instant::now() + deadline, async {
+            .timeout(until, async {
                 let (mut conn, _) = connection.get(io).await?;
                 let mut cmd = Cmd::new();
                 cmd.arg("CLUSTER").arg("SLOTS");
@@ -145,26 +183,28 @@ impl Nodes {
                     .await
                     .and_then(Value::extract_error)
             })
-            .await;
-        self.refreshing.store(false, Ordering::Release);
-        let ranges = parse_slots(reply.map_err(|_| RedisError::Timeout(deadline))??)?;
-        self.install(ranges);
+            .await
+            .map_err(|_| RedisError::Timeout(deadline))??;
+        self.install(parse_slots(reply)?);
         Ok(())
     }
 
-    fn install(&self, ranges: Vec<(u16, u16, String, u16)>) {
+    fn install(&self, ranges: Vec<Range>) {
         let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
         let mut nodes: Vec<Arc<Node>> = Vec::new();
         let mut slots = vec![UNKNOWN; SLOTS];
-        for (start, end, host, port) in ranges {
-            let index = match nodes.iter().position(|n| n.host == host && n.port == port) {
+        let mut incomplete = false;
+        for (start, end, address) in ranges {
+            let Some((host, port)) = address else {
+                incomplete = true;
+                continue;
+            };
+            let same = |n: &&Arc<Node>| n.host == host && n.port == port;
+            let index = match nodes.iter().position(|n| same(&n)) {
                 Some(index) => index,
                 None => {
-                    let known = map
-                        .nodes
-                        .iter()
-                        .find(|n| n.host == host && n.port == port)
-                        .cloned();
+                    // A primary already known keeps its breaker.
+                    let known = map.nodes.iter().find(same).cloned();
                     nodes.push(known.unwrap_or_else(|| {
                         Arc::new(Node {
                             host,
@@ -182,8 +222,17 @@ impl Nodes {
                 range.fill(index);
             }
         }
-        *map = Map { slots, nodes };
+        *map = Map {
+            slots,
+            nodes,
+            incomplete,
+        };
     }
+}
+
+/// The worst of `states` (open, then half-open, then closed); `None` if empty.
+pub(super) fn worst(states: impl Iterator<Item = BreakerState>) -> Option<BreakerState> {
+    states.max_by_key(|state| state.as_gauge())
 }
 
 /// The slot Redis Cluster assigns `key` to: CRC16 (XMODEM) of the key, or
@@ -201,21 +250,17 @@ fn slot(key: &[u8]) -> u16 {
 }
 
 /// `CLUSTER SLOTS`: `[[start, end, [host, port, id, …], replicas…], …]`.
-fn parse_slots(reply: Value) -> Result<Vec<(u16, u16, String, u16)>, RedisError> {
-    let malformed = || {
-        RedisError::Client(::redis::RedisError::from((
-            ::redis::ErrorKind::Parse,
-            "unexpected CLUSTER SLOTS reply",
-        )))
-    };
+/// A primary that does not know its address reports `""`, `"?"` or nil.
+fn parse_slots(reply: Value) -> Result<Vec<Range>, RedisError> {
+    const MALFORMED: RedisError = RedisError::UnexpectedReply("CLUSTER SLOTS");
     let Value::Array(entries) = reply else {
-        return Err(malformed());
+        return Err(MALFORMED);
     };
     entries
         .into_iter()
         .map(|entry| {
             let Value::Array(parts) = entry else {
-                return Err(malformed());
+                return Err(MALFORMED);
             };
             let number = |value: &Value| match value {
                 Value::Int(n) => u16::try_from(*n).ok(),
@@ -226,14 +271,16 @@ fn parse_slots(reply: Value) -> Result<Vec<(u16, u16, String, u16)>, RedisError>
                 parts.get(1).and_then(number),
                 parts.get(2),
             ) else {
-                return Err(malformed());
+                return Err(MALFORMED);
             };
             let host = match primary.first() {
                 Some(Value::BulkString(host)) => String::from_utf8_lossy(host).into_owned(),
-                _ => return Err(malformed()),
+                Some(Value::Nil) => String::new(),
+                _ => return Err(MALFORMED),
             };
-            let port = primary.get(1).and_then(number).ok_or_else(malformed)?;
-            Ok((start, end, host, port))
+            let port = primary.get(1).and_then(number).ok_or(MALFORMED)?;
+            let known = !host.is_empty() && host != "?";
+            Ok((start, end, known.then_some((host, port))))
         })
         .collect()
 }
@@ -256,11 +303,10 @@ mod tests {
 
     #[test]
     fn keys_map_to_the_primary_of_their_slot_and_breakers_survive_a_refresh() {
-        let nodes = Nodes::new(Breaker::new(
-            1,
-            Duration::from_secs(60),
-            Duration::from_secs(1),
-        ));
+        let nodes = Nodes::new(
+            Breaker::new(1, Duration::from_secs(60), Duration::from_secs(1)),
+            Arc::default(),
+        );
         assert!(
             nodes.for_key(b"k").is_none(),
             "unknown before the first map"
@@ -284,7 +330,7 @@ mod tests {
         before
             .breaker
             .record(pass, super::super::breaker::Evidence::Failed);
-        assert_eq!(nodes.worst_state(), BreakerState::Open);
+        assert_eq!(nodes.worst_state(), Some(BreakerState::Open));
         nodes.install(slots([7001, 7002]));
         let after = nodes.for_key(b"b").unwrap();
         assert_eq!(after.port, 7001);
@@ -306,6 +352,26 @@ mod tests {
             "an empty tag hashes the whole key"
         );
         assert_eq!(slot(b"foo{{bar}}zap"), slot(b"{bar"));
+    }
+
+    #[test]
+    fn a_primary_without_an_address_leaves_its_slots_unknown() {
+        let nodes = Nodes::new(
+            Breaker::new(1, Duration::from_secs(60), Duration::from_secs(1)),
+            Arc::default(),
+        );
+        let nameless = Value::Array(vec![
+            Value::Int(8192),
+            Value::Int(16383),
+            Value::Array(vec![bulk(""), Value::Int(7001), bulk("id")]),
+        ]);
+        nodes.install(parse_slots(Value::Array(vec![range(0, 8191, 7000), nameless])).unwrap());
+        assert_eq!(nodes.for_key(b"b").unwrap().port, 7000);
+        assert!(nodes.for_key(b"a").is_none());
+        assert!(matches!(
+            nodes.primaries(),
+            Err(RedisError::UnknownClusterNode)
+        ));
     }
 
     #[test]

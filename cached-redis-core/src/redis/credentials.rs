@@ -11,7 +11,9 @@ use std::sync::Once;
 use std::time::Duration;
 
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
-use redis::{Client, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, TlsCertificates};
+use redis::{
+    Client, ClientTlsConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, TlsCertificates,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -66,18 +68,15 @@ impl Credentials {
                     reason: err.to_string(),
                 }
             })?;
-            schemes.push(match info.addr() {
-                ConnectionAddr::TcpTls { insecure: true, .. } => {
-                    return Err(ConfigError::InvalidRedisUrl {
-                        name: url_name,
-                        reason: "#insecure (no certificate verification) is not supported; \
-                                 give the server's CA in REDIS_CA_CERT instead"
-                            .to_owned(),
-                    });
-                }
-                ConnectionAddr::TcpTls { .. } => true,
-                _ => false,
-            });
+            if matches!(info.addr(), ConnectionAddr::TcpTls { insecure: true, .. }) {
+                return Err(ConfigError::InvalidRedisUrl {
+                    name: url_name,
+                    reason: "#insecure (no certificate verification) is not supported; \
+                             give the server's CA in REDIS_CA_CERT instead"
+                        .to_owned(),
+                });
+            }
+            schemes.push(is_tls(&info));
         }
         let tls = schemes.first().copied().unwrap_or(false);
         if schemes.iter().any(|&each| each != tls) {
@@ -118,9 +117,10 @@ impl Credentials {
         }
     }
 
-    /// A client for `url` with these credentials and TLS settings.
-    pub(crate) fn client(&self, url: &str) -> redis::RedisResult<Client> {
-        let info = url.into_connection_info()?;
+    /// A client for `target` (a URL, or an address) with these credentials
+    /// and TLS settings.
+    pub(crate) fn client(&self, target: impl IntoConnectionInfo) -> redis::RedisResult<Client> {
+        let info = target.into_connection_info()?;
         let mut settings = info.redis_settings().clone();
         if let Some(username) = &self.username {
             settings = settings.set_username(username);
@@ -129,7 +129,7 @@ impl Credentials {
             settings = settings.set_password(&password.0);
         }
         let info = info.set_redis_settings(settings);
-        if !matches!(info.addr(), ConnectionAddr::TcpTls { .. }) {
+        if !is_tls(&info) {
             return Client::open(info);
         }
         Client::build_with_tls(info, self.certificates())
@@ -153,9 +153,7 @@ impl Credentials {
             .iter()
             .map(|url| url.as_str().into_connection_info())
             .collect::<Result<Vec<_>, _>>()?;
-        let tls = seeds
-            .iter()
-            .any(|info| matches!(info.addr(), ConnectionAddr::TcpTls { .. }));
+        let tls = seeds.iter().any(is_tls);
         let mut builder = ClusterClientBuilder::new(seeds)
             .retries(3)
             .min_retry_wait(1)
@@ -190,6 +188,11 @@ impl Credentials {
                 }),
         }
     }
+}
+
+/// Whether connections to `info` use TLS (`rediss://`).
+pub(crate) fn is_tls(info: &ConnectionInfo) -> bool {
+    matches!(info.addr(), ConnectionAddr::TcpTls { .. })
 }
 
 /// rustls panics at connect time unless exactly one crypto provider is
@@ -265,7 +268,10 @@ mod tests {
             })
         })
         .unwrap();
-        let client = config.credentials.client(&config.redis_url).unwrap();
+        let client = config
+            .credentials
+            .client(config.redis_url.as_str())
+            .unwrap();
         let settings = client.get_connection_info().redis_settings();
         assert_eq!(settings.username(), Some("env-user"));
         assert_eq!(settings.password(), Some(" env pw "), "taken as given");
@@ -275,7 +281,10 @@ mod tests {
             .redis_url("redis://url-user:url-pw@127.0.0.1:6379")
             .build()
             .unwrap();
-        let client = url_only.credentials.client(&url_only.redis_url).unwrap();
+        let client = url_only
+            .credentials
+            .client(url_only.redis_url.as_str())
+            .unwrap();
         assert_eq!(
             client.get_connection_info().redis_settings().password(),
             Some("url-pw")

@@ -18,6 +18,14 @@ pub enum RedisError {
     /// deadline, could not start.
     #[error("the cache's background threads are unavailable")]
     NoIoThread,
+    /// Redis answered with a reply the cache cannot read.
+    #[error("unexpected reply from Redis: {0}")]
+    UnexpectedReply(&'static str),
+    /// A Redis Cluster primary reports no address of its own (a lone node
+    /// that was never introduced to others, or one without
+    /// `cluster-announce-ip`): `clear` cannot walk it.
+    #[error("a cluster primary reports no address of its own; set cluster-announce-ip on it")]
+    UnknownClusterNode,
     /// Redis refused the command or the connection failed (refused, reset,
     /// authentication, `OOM`, `READONLY`, `NOPERM`, …).
     #[error("redis: {0}")]
@@ -32,6 +40,8 @@ impl RedisError {
             RedisError::WrongType => "corrupt",
             RedisError::CircuitOpen => "circuit_open",
             RedisError::NoIoThread => "io_thread",
+            RedisError::UnexpectedReply(_) => "protocol",
+            RedisError::UnknownClusterNode => "server",
             RedisError::Client(err) => {
                 if err.kind() == ::redis::ErrorKind::AuthenticationFailed
                     || err.code() == Some("NOAUTH")

@@ -33,7 +33,7 @@ use self::sentinel::Sentinel;
 use self::topology::Topology;
 use crate::config::Config;
 use crate::io::io;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Telemetry, WARN_EVERY};
 
 /// Keys removed per `UNLINK` while clearing a domain.
 const CLEAR_BATCH: usize = 500;
@@ -103,7 +103,7 @@ impl Redis {
     pub(crate) fn new(config: &Config, telemetry: Arc<Telemetry>) -> Result<Redis, RedisError> {
         let credentials = &config.credentials;
         let connector = match &config.topology {
-            Topology::Single => Connector::Node(credentials.client(&config.redis_url)?),
+            Topology::Single => Connector::Node(credentials.client(config.redis_url.as_str())?),
             Topology::Sentinel { sentinels, master } => {
                 Connector::Sentinel(Sentinel::new(sentinels, master, credentials)?)
             }
@@ -120,19 +120,31 @@ impl Redis {
             config.breaker_open,
             config.redis_timeout.saturating_mul(2),
         );
-        let health = match connector {
-            Connector::Cluster(_) => Health::PerNode {
-                nodes: Arc::new(Nodes::new(breaker.like())),
+        let cluster = matches!(connector, Connector::Cluster(_));
+        let connection = Arc::new(Connection::new(
+            connector,
+            config.connect_timeout,
+            Arc::clone(&telemetry),
+        ));
+        let health = if cluster {
+            let nodes = Arc::new(Nodes::new(breaker.like(), Arc::clone(&telemetry)));
+            if let Some(io) = io() {
+                Nodes::refresh_periodically(
+                    Arc::downgrade(&nodes),
+                    Arc::downgrade(&connection),
+                    io,
+                    config.redis_timeout,
+                );
+            }
+            Health::PerNode {
+                nodes,
                 unmapped: breaker,
-            },
-            _ => Health::One(breaker),
+            }
+        } else {
+            Health::One(breaker)
         };
         Ok(Redis {
-            connection: Arc::new(Connection::new(
-                connector,
-                config.connect_timeout,
-                Arc::clone(&telemetry),
-            )),
+            connection,
             health,
             deadline: config.redis_timeout,
             retries: config.redis_retries,
@@ -151,11 +163,10 @@ impl Redis {
     pub(crate) fn breaker_state(&self) -> BreakerState {
         match &self.health {
             Health::One(breaker) => breaker.state(),
-            Health::PerNode { unmapped, nodes } => match (unmapped.state(), nodes.worst_state()) {
-                (BreakerState::Open, _) | (_, BreakerState::Open) => BreakerState::Open,
-                (BreakerState::HalfOpen, _) | (_, BreakerState::HalfOpen) => BreakerState::HalfOpen,
-                _ => BreakerState::Closed,
-            },
+            // The unmapped breaker stops mattering once the map is read.
+            Health::PerNode { unmapped, nodes } => {
+                nodes.worst_state().unwrap_or_else(|| unmapped.state())
+            }
         }
     }
 
@@ -249,7 +260,7 @@ impl Redis {
         let io = io().ok_or(RedisError::NoIoThread)?;
         nodes.load(&self.connection, io, self.deadline).await?;
         let mut removed = 0;
-        for node in nodes.primaries() {
+        for node in nodes.primaries()? {
             removed += self.clear_on(Some(&node), prefix).await?;
         }
         Ok(removed)
@@ -345,7 +356,13 @@ impl Redis {
                 }
             },
         };
-        let pass = held.breaker().admit().ok_or(RedisError::CircuitOpen)?;
+        let Some(pass) = held.breaker().admit() else {
+            if matches!(held, Held::Node(_)) {
+                // The slot may have moved to a healthy primary since.
+                self.refresh_slots();
+            }
+            return Err(RedisError::CircuitOpen);
+        };
         if matches!(pass, Pass::Probe(_)) {
             self.telemetry.breaker(BreakerState::HalfOpen);
         }
@@ -406,7 +423,9 @@ impl Redis {
                     Err(err) => err,
                 };
                 // A master demoted to replica answers READONLY: connect
-                // again, which asks Sentinel where the master is now.
+                // again — through Sentinel, which names the new master; to
+                // a single node's URL, which a managed service's failover
+                // points at the new primary.
                 if err.is_unrecoverable_error()
                     || err.is_connection_dropped()
                     || err.code() == Some("READONLY")
@@ -529,7 +548,7 @@ fn log_transition(
     let telemetry = &redis.telemetry;
     // In a cluster, per node: one primary's news must not hide another's.
     let subject = node.as_deref().unwrap_or("");
-    let every = Duration::from_secs(10);
+    let every = WARN_EVERY;
     match transition {
         Transition::Opened => {
             redis.connection.reset();
@@ -570,11 +589,15 @@ fn parse<T: ::redis::FromRedisValue>(reply: Value) -> Result<T, RedisError> {
 
 /// Errors worth another attempt within the same deadline: a connection
 /// that broke under us (a restarted server; the retry reconnects) and the
-/// server's own "try again" replies. A refused connection is not retried:
+/// server's own "try again" replies, and `READONLY` (a demoted master: the
+/// retry reconnects to the new one). A refused connection is not retried:
 /// nothing listens, and waiting to ask again would only slow the fallback.
 fn is_transient(err: &::redis::RedisError) -> bool {
     (err.is_connection_dropped() && !err.is_connection_refusal())
-        || matches!(err.code(), Some("LOADING" | "TRYAGAIN" | "MASTERDOWN"))
+        || matches!(
+            err.code(),
+            Some("LOADING" | "TRYAGAIN" | "MASTERDOWN" | "READONLY")
+        )
 }
 
 /// Full-jitter exponential backoff: uniform in `[0, 1 ms × 2^attempt]`.

@@ -7,22 +7,21 @@
 //! before it is used, so a Sentinel that has not yet seen the failover
 //! cannot point writes at the demoted master.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ErrorKind, RedisError, RedisResult};
+use tokio::task::JoinSet;
 
 use super::Credentials;
+use super::credentials::is_tls;
 
+/// Where the master is, and how to reach it once found.
 pub(super) struct Sentinel {
     /// One client per Sentinel, authenticating as its URL says.
     sentinels: Vec<Client>,
     master: String,
-    /// How the master is reached once found.
+    /// How the master is reached: the configured username, password and TLS.
     credentials: Credentials,
     tls: bool,
-    /// The Sentinel asked first: the last one that answered.
-    first: AtomicUsize,
 }
 
 impl Sentinel {
@@ -34,96 +33,109 @@ impl Sentinel {
         let own_auth = credentials.tls_only();
         let sentinels = urls
             .iter()
-            .map(|url| own_auth.client(url))
+            .map(|url| own_auth.client(url.as_str()))
             .collect::<RedisResult<Vec<_>>>()?;
-        let tls = sentinels.iter().any(|client| {
-            matches!(
-                client.get_connection_info().addr(),
-                ConnectionAddr::TcpTls { .. }
-            )
-        });
+        let tls = sentinels
+            .iter()
+            .any(|client| is_tls(client.get_connection_info()));
         Ok(Sentinel {
             sentinels,
             master: master.to_owned(),
             credentials: credentials.clone(),
             tls,
-            first: AtomicUsize::new(0),
         })
     }
 
-    /// Asks the Sentinels in turn where the master is, connects to it, and
-    /// checks it is a master.
+    /// Asks every Sentinel at once where the master is, and connects to the
+    /// first address given that turns out to be a master. All at once, so
+    /// a Sentinel that hangs (a paused process, a dropped route) costs
+    /// nothing while another answers; the connect timeout bounds the whole.
+    /// Must run inside a tokio runtime (the cache's I/O thread).
     pub(super) async fn connect(
         &self,
         config: &AsyncConnectionConfig,
     ) -> RedisResult<MultiplexedConnection> {
-        let count = self.sentinels.len();
-        let first = self.first.load(Ordering::Relaxed);
-        let mut last = None;
-        for index in (0..count).map(|i| (first + i) % count) {
-            match self.ask(&self.sentinels[index], config).await {
-                Ok((host, port)) => {
-                    self.first.store(index, Ordering::Relaxed);
-                    return self.master_at(&host, port, config).await;
-                }
+        let mut answers = JoinSet::new();
+        for sentinel in &self.sentinels {
+            let (sentinel, master, config) =
+                (sentinel.clone(), self.master.clone(), config.clone());
+            answers.spawn(async move { ask(&sentinel, &master, &config).await });
+        }
+        let mut last = RedisError::from((ErrorKind::EmptySentinelList, "no Sentinel configured"));
+        while let Some(answer) = answers.join_next().await {
+            let attempt = match answer {
+                Ok(Ok((host, port))) => self.master_at(host, port, config).await,
+                Ok(Err(err)) => Err(err),
+                Err(_) => continue,
+            };
+            match attempt {
+                Ok(conn) => return Ok(conn),
                 Err(err) => {
-                    tracing::debug!(error = %err, sentinel = index, "sentinel did not answer");
-                    last = Some(err);
+                    tracing::debug!(error = %err, "no master from this Sentinel's answer");
+                    last = err;
                 }
             }
         }
-        Err(last.unwrap_or_else(|| {
-            RedisError::from((ErrorKind::EmptySentinelList, "no Sentinel configured"))
-        }))
+        Err(last)
     }
 
-    async fn ask(
-        &self,
-        sentinel: &Client,
-        config: &AsyncConnectionConfig,
-    ) -> RedisResult<(String, u16)> {
-        let mut conn = sentinel
-            .get_multiplexed_async_connection_with_config(config)
-            .await?;
-        let address: Option<(String, u16)> = redis::cmd("SENTINEL")
-            .arg("GET-MASTER-ADDR-BY-NAME")
-            .arg(&self.master)
-            .query_async(&mut conn)
-            .await?;
-        address.ok_or_else(|| {
-            RedisError::from((
-                ErrorKind::MasterNameNotFoundBySentinel,
-                "Sentinel does not monitor a master of that name",
-                self.master.clone(),
-            ))
-        })
-    }
-
+    /// Connects to `host:port` and checks with `ROLE` that it is a master:
+    /// a Sentinel that has not yet seen a failover names the old one.
     async fn master_at(
         &self,
-        host: &str,
+        host: String,
         port: u16,
         config: &AsyncConnectionConfig,
     ) -> RedisResult<MultiplexedConnection> {
-        let scheme = if self.tls { "rediss" } else { "redis" };
-        let url = if host.contains(':') {
-            format!("{scheme}://[{host}]:{port}")
+        let address = format!("{host}:{port}");
+        let addr = if self.tls {
+            ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: false,
+                tls_params: None,
+            }
         } else {
-            format!("{scheme}://{host}:{port}")
+            ConnectionAddr::Tcp(host, port)
         };
         let mut conn = self
             .credentials
-            .client(&url)?
+            .client(addr)?
             .get_multiplexed_async_connection_with_config(config)
             .await?;
         let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut conn).await?;
         match role.first().map(redis::from_redis_value_ref::<String>) {
             Some(Ok(role)) if role == "master" => Ok(conn),
+            // Counted as a failed connection, like a refused one: the next
+            // attempt asks the Sentinels again.
             _ => Err(RedisError::from((
                 ErrorKind::Io,
                 "the node Sentinel named is not a master (a failover in progress)",
-                format!("{host}:{port}"),
+                address,
             ))),
         }
     }
+}
+
+/// Asks one Sentinel for the master's address.
+async fn ask(
+    sentinel: &Client,
+    master: &str,
+    config: &AsyncConnectionConfig,
+) -> RedisResult<(String, u16)> {
+    let mut conn = sentinel
+        .get_multiplexed_async_connection_with_config(config)
+        .await?;
+    let address: Option<(String, u16)> = redis::cmd("SENTINEL")
+        .arg("GET-MASTER-ADDR-BY-NAME")
+        .arg(master)
+        .query_async(&mut conn)
+        .await?;
+    address.ok_or_else(|| {
+        RedisError::from((
+            ErrorKind::MasterNameNotFoundBySentinel,
+            "Sentinel does not monitor a master of that name",
+            master.to_owned(),
+        ))
+    })
 }

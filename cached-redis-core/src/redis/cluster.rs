@@ -231,7 +231,7 @@ impl Nodes {
 }
 
 /// The worst of `states` (open, then half-open, then closed); `None` if empty.
-pub(super) fn worst(states: impl Iterator<Item = BreakerState>) -> Option<BreakerState> {
+fn worst(states: impl Iterator<Item = BreakerState>) -> Option<BreakerState> {
     states.max_by_key(|state| state.as_gauge())
 }
 

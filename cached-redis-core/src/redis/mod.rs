@@ -412,7 +412,11 @@ impl Redis {
                         // An error reply comes back as a value; make it an error.
                         match node {
                             None => ConnectionLike::req_packed_command(&mut conn, cmd).await,
-                            Some(node) => conn.route_to(&node.host, node.port, cmd).await,
+                            // Boxed: `clear` alone routes by node, and its
+                            // future would otherwise enlarge every GET's.
+                            Some(node) => {
+                                Box::pin(conn.route_to(&node.host, node.port, cmd)).await
+                            }
                         }
                         .and_then(Value::extract_error)
                     }

@@ -414,9 +414,7 @@ impl Redis {
                             None => ConnectionLike::req_packed_command(&mut conn, cmd).await,
                             // Boxed: `clear` alone routes by node, and its
                             // future would otherwise enlarge every GET's.
-                            Some(node) => {
-                                Box::pin(conn.route_to(&node.host, node.port, cmd)).await
-                            }
+                            Some(node) => Box::pin(conn.route_to(&node.host, node.port, cmd)).await,
                         }
                         .and_then(Value::extract_error)
                     }

@@ -64,7 +64,7 @@ async fn main() {
     };
     let config = runtime.config();
     if config.redis_enabled() {
-        println!("Redis cache on at {}", config.redis_url_redacted());
+        println!("Redis cache on at {}", config.redis_target_redacted());
     } else {
         println!(
             "Redis cache off: the in-memory cache serves (set ENABLE_REDIS_CACHE=1 to use Redis)"

@@ -1,5 +1,5 @@
 //! Redis Cluster, on a real 3-primary cluster the harness forms: keys
-//! spread over every primary and hit from another runtime; `clear` walks
+//! spread over every primary and hit from another process; `clear` walks
 //! every primary; a primary killed mid-traffic takes only its own keys to
 //! the fallback, and its slots cache again once it is back; a slot migrated
 //! during traffic (`ASK`, then `MOVED`) costs no error and no wrong value.
@@ -73,10 +73,31 @@ async fn fill(cluster: &RedisCluster, rt: &Runtime, calls: &Calls) {
     );
 }
 
+/// Set (to the test's name) in the process the test below starts.
+const CHILD: &str = "CACHED_REDIS_TEST_CHILD";
+
 #[tokio::test]
-async fn entries_spread_over_every_primary_and_hit_from_another_runtime() {
+async fn entries_spread_over_every_primary_and_hit_from_another_process() {
+    const NAME: &str = "entries_spread_over_every_primary_and_hit_from_another_process";
+    if std::env::var(CHILD).as_deref() == Ok(NAME) {
+        // The other process: configured from the environment as a service
+        // is, it finds every entry in the cluster and computes none.
+        let rt = Runtime::new(Config::from_env().expect("a valid environment"));
+        let calls = Calls::default();
+        for req in &requests() {
+            assert_eq!(natal(req, &rt, &calls).await, compute_chart(req));
+        }
+        let stats = rt.stats().total;
+        assert_eq!(
+            (stats.redis_hits, stats.redis_errors),
+            (KEYS as u64, 0),
+            "{stats:?}"
+        );
+        assert_eq!(calls.get(), 0);
+        return;
+    }
     let cluster = RedisCluster::start(3);
-    let (writer, reader) = (cluster_runtime(&cluster), cluster_runtime(&cluster));
+    let writer = cluster_runtime(&cluster);
     let calls = Calls::default();
     fill(&cluster, &writer, &calls).await;
     for node in cluster.nodes() {
@@ -86,12 +107,19 @@ async fn entries_spread_over_every_primary_and_hit_from_another_runtime() {
             node.port()
         );
     }
-    for req in &requests() {
-        assert_eq!(natal(req, &reader, &calls).await, compute_chart(req));
-    }
-    let stats = reader.stats().total;
-    assert_eq!(stats.redis_hits, KEYS as u64, "{stats:?}");
-    assert_eq!(stats.redis_errors, 0, "{stats:?}");
+    let child = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args(["--exact", NAME, "--nocapture"])
+        .env(CHILD, NAME)
+        .env("ENABLE_REDIS_CACHE", "on")
+        .env("REDIS_CLUSTER_URLS", cluster.urls().join(","))
+        .output()
+        .expect("the other process runs");
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    assert!(
+        child.status.success() && stdout.contains("1 passed"),
+        "the other process failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
     assert_eq!(calls.get(), KEYS, "computed once, by the writer");
 }
 

@@ -75,7 +75,11 @@ async fn no_secret_reaches_a_log_line_an_error_or_a_debug_string() {
         })
         .unwrap_or_else(|err| panic!("{path}: {err}"));
         tracing::info!(?config, path, "configured");
-        shown += &format!("{config:?}\n{}\n", config.redis_url_redacted());
+        shown += &format!(
+            "{config:?}\n{}\n{}\n",
+            config.redis_url_redacted(),
+            config.redis_target_redacted()
+        );
         let rt = Runtime::new(config);
         for i in 0..8 {
             let req = NatalRequest::new(&format!("1990-01-{i:02}"));

@@ -349,6 +349,22 @@ impl Config {
     pub fn redis_url_redacted(&self) -> String {
         redact_url(&self.redis_url)
     }
+    /// Where Redis is — the URL, a cluster's seeds, or a Sentinel master
+    /// and its Sentinels — with passwords replaced by `***`, safe to log.
+    ///
+    /// ```
+    /// let config = cached_redis_core::Config::builder()
+    ///     .redis_cluster(["redis://:pw@10.0.0.1:7000", "redis://10.0.0.2:7000"])
+    ///     .build()?;
+    /// assert_eq!(
+    ///     config.redis_target_redacted(),
+    ///     "the cluster of redis://:***@10.0.0.1:7000, redis://10.0.0.2:7000"
+    /// );
+    /// # Ok::<(), cached_redis_core::ConfigError>(())
+    /// ```
+    pub fn redis_target_redacted(&self) -> String {
+        self.topology.describe(&self.redis_url)
+    }
 }
 
 impl fmt::Debug for Config {

@@ -68,6 +68,25 @@ impl Topology {
     }
 }
 
+impl Topology {
+    /// Where connections go, for people: passwords replaced by `***`.
+    pub(crate) fn describe(&self, redis_url: &str) -> String {
+        let redacted = |urls: &[String]| {
+            urls.iter()
+                .map(|url| redact_url(url))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Topology::Single => redact_url(redis_url),
+            Topology::Cluster { seeds } => format!("the cluster of {}", redacted(seeds)),
+            Topology::Sentinel { sentinels, master } => {
+                format!("master '{master}' of Sentinel {}", redacted(sentinels))
+            }
+        }
+    }
+}
+
 fn is_master_name(name: &str) -> bool {
     !name.is_empty() && !name.contains(char::is_whitespace)
 }

@@ -114,6 +114,7 @@ pub struct Config {
     pub(crate) breaker_failures: u32,
     pub(crate) breaker_open: Duration,
     pub(crate) single_flight_wait: Duration,
+    pub(crate) lock: bool,
     pub(crate) max_pending_writes: usize,
     pub(crate) max_value_bytes: usize,
     pub(crate) memory_max_bytes: u64,
@@ -139,6 +140,7 @@ impl Default for Config {
             breaker_failures: DEFAULT_BREAKER_FAILURES,
             breaker_open: DEFAULT_BREAKER_OPEN,
             single_flight_wait: DEFAULT_SINGLE_FLIGHT_WAIT,
+            lock: false,
             max_pending_writes: DEFAULT_MAX_PENDING_WRITES,
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             memory_max_bytes: DEFAULT_MEMORY_MAX_BYTES,
@@ -285,6 +287,9 @@ impl Config {
         if let Some((name, value)) = var("CACHE_SINGLE_FLIGHT_WAIT") {
             builder = builder.single_flight_wait(parse_env_duration(name, &value)?);
         }
+        if let Some((name, value)) = var("CACHE_LOCK") {
+            builder = builder.lock(parse_flag(name, &value)?);
+        }
         builder.build_named("REDIS_URL", "CACHE_NAMESPACE")
     }
 
@@ -340,6 +345,11 @@ impl Config {
     pub fn single_flight_wait(&self) -> Duration {
         self.single_flight_wait
     }
+    /// Whether a missed key is computed by one process only, for functions
+    /// that do not say (`CACHE_LOCK`).
+    pub fn lock(&self) -> bool {
+        self.lock
+    }
     /// What entries are signed and checked with, if a key is set.
     pub(crate) fn signer(&self) -> Option<Signer> {
         let key = self.hmac_key.as_ref()?;
@@ -383,6 +393,7 @@ impl fmt::Debug for Config {
             .field("breaker_failures", &self.breaker_failures)
             .field("breaker_open", &self.breaker_open)
             .field("single_flight_wait", &self.single_flight_wait)
+            .field("lock", &self.lock)
             .field("max_pending_writes", &self.max_pending_writes)
             .field("max_value_bytes", &self.max_value_bytes)
             .field("memory_max_bytes", &self.memory_max_bytes)
@@ -514,6 +525,15 @@ impl ConfigBuilder {
     /// before computing itself (guards against a leader that stalls).
     pub fn single_flight_wait(mut self, wait: Duration) -> Self {
         self.config.single_flight_wait = wait;
+        self
+    }
+    /// On a miss, computes in one process only while the others wait for
+    /// its value (a lock key in Redis), for functions that do not set
+    /// `lock` themselves (`CACHE_LOCK`; default off). A process waits at
+    /// most [`single_flight_wait`](Self::single_flight_wait), which is also
+    /// the lock's lease.
+    pub fn lock(mut self, enabled: bool) -> Self {
+        self.config.lock = enabled;
         self
     }
     /// Bounds the Redis writes in flight; a write beyond it is dropped and counted.

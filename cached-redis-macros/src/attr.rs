@@ -14,7 +14,7 @@ use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Ident, Lit, LitInt, LitStr, Path, Token, parenthesized};
 
 const KNOWN: &str =
-    "domain, ttl, version, skip, segments, key, hash_len, cache_none, runtime, crate";
+    "domain, ttl, version, skip, segments, key, hash_len, cache_none, lock, runtime, crate";
 
 /// The options of one `#[redis_cached(...)]`, as far as they parsed.
 #[derive(Default)]
@@ -27,6 +27,7 @@ pub(crate) struct Args {
     pub key: Option<(Ident, Expr)>,
     pub hash_len: Option<LitInt>,
     pub cache_none: bool,
+    pub lock: Option<bool>,
     pub runtime: Option<Expr>,
     pub krate: Option<Path>,
 }
@@ -114,6 +115,7 @@ impl Args {
                 "key" => expr(&name, value).map(|expr| args.key = Some((name.clone(), expr))),
                 "hash_len" => hash_len(&name, value).map(|lit| args.hash_len = Some(lit)),
                 "cache_none" => boolean(&name, value).map(|flag| args.cache_none = flag),
+                "lock" => boolean(&name, value).map(|flag| args.lock = Some(flag)),
                 "runtime" => expr(&name, value).map(|expr| args.runtime = Some(expr)),
                 "crate" => path(&name, value).map(|path| args.krate = Some(path)),
                 _ => Err(syn::Error::new_spanned(

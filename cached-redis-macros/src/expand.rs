@@ -169,6 +169,10 @@ impl<'a> Expansion<'a> {
         } else {
             quote!(::core::option::Option::None)
         };
+        let lock = match self.args.lock {
+            Some(lock) => quote!(::core::option::Option::Some(#lock)),
+            None => quote!(::core::option::Option::None),
+        };
         let (here, site) = (local("here"), item("SITE"));
         quote! {
             #(#consts)*
@@ -177,7 +181,7 @@ impl<'a> Expansion<'a> {
                 #private::type_name_of_val(&#here)
             }
             static #site: #private::Site =
-                #private::Site::new(#domain, #version, #hash_len, #ttl, #here);
+                #private::Site::new(#domain, #version, #hash_len, #ttl, #lock, #here);
         }
     }
 

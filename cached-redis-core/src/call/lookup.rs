@@ -169,6 +169,20 @@ impl CallPath {
         None
     }
 
+    /// Whether another process has stored the value (see `lock`): a valid
+    /// entry in Redis, kept in memory like any read. Not counted as a read:
+    /// it is a wait, polled.
+    pub(super) async fn peek<T: DeserializeOwned>(&self, call: &Call<'_>) -> Option<Found<T>> {
+        let bytes = self.redis.as_ref()?.get(call.key.as_bytes()).await.ok()??;
+        let opened = open(&bytes, &call.key, self.signer.as_ref()).ok()?;
+        let sealed = self.remember(call, bytes, &opened);
+        Some(Found {
+            value: opened.value,
+            outcome: Outcome::Coalesced,
+            sealed,
+        })
+    }
+
     /// For a leader whose key was stored by this process since its lookup
     /// began: the value is among the writes in flight, or, written already,
     /// in memory. Local only — a sick Redis costs no second deadline.

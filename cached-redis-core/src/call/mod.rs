@@ -15,6 +15,7 @@
 //! ```
 
 mod flight;
+mod lock;
 mod lookup;
 mod site;
 mod store;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use self::flight::{Flights, Landing, Role};
+use self::lock::Remote;
 pub use self::site::Site;
 pub(crate) use self::store::InFlight;
 use self::trace::Trace;
@@ -52,6 +54,8 @@ pub(crate) struct CallPath {
     /// Signs entries written and checks entries read (`CACHE_HMAC_KEY`).
     signer: Option<Signer>,
     single_flight_wait: Duration,
+    /// One compute across processes, unless the function says (`CACHE_LOCK`).
+    lock: bool,
 }
 
 /// One call, once its key is built.
@@ -136,6 +140,7 @@ impl CallPath {
             max_value_bytes: config.max_value_bytes,
             signer: config.signer(),
             single_flight_wait: config.single_flight_wait,
+            lock: config.lock,
         }
     }
 
@@ -172,10 +177,20 @@ impl CallPath {
                         leader.land(Some(found.sealed.into_bytes()));
                         return (policy.restore(found.value), found.outcome);
                     }
+                    let lock = match site.lock.unwrap_or(self.lock) {
+                        true => match self.across_processes::<P::Stored>(&call).await {
+                            Remote::Found(found) => {
+                                leader.land(Some(found.sealed.into_bytes()));
+                                return (policy.restore(found.value), found.outcome);
+                            }
+                            Remote::Compute(lock) => lock,
+                        },
+                        false => None,
+                    };
                     // A panic or cancellation in the body drops `leader`,
                     // which releases the waiters to compute for themselves.
                     let (output, took) = timed(body).await;
-                    let (sealed, write) = self.store(&call, policy.storable(&output));
+                    let (sealed, write) = self.store(&call, policy.storable(&output), lock);
                     leader.land(sealed);
                     return (output, Outcome::Computed { took, write });
                 }
@@ -191,7 +206,7 @@ impl CallPath {
             }
         }
         let (output, took) = timed(body).await;
-        let (_, write) = self.store(&call, policy.storable(&output));
+        let (_, write) = self.store(&call, policy.storable(&output), None);
         (output, Outcome::Computed { took, write })
     }
 

@@ -14,18 +14,21 @@ use crate::telemetry::SiteDomain;
 pub struct Site {
     pub(crate) key: KeyShape,
     pub(crate) ttl: Option<Duration>,
+    /// One compute across processes; `None`: the runtime's `CACHE_LOCK`.
+    pub(crate) lock: Option<bool>,
     pub(crate) schema: SchemaSlot,
     pub(crate) stats: SiteDomain,
 }
 
 impl Site {
     /// `function` names the function (`type_name_of_val` of an item nested
-    /// in it); `ttl: None` means the runtime's default.
+    /// in it); `ttl: None` and `lock: None` mean the runtime's defaults.
     pub const fn new(
         domain: &'static str,
         version: &'static str,
         hash_len: usize,
         ttl: Option<Duration>,
+        lock: Option<bool>,
         function: fn() -> &'static str,
     ) -> Site {
         Site {
@@ -37,6 +40,7 @@ impl Site {
                 head: OnceLock::new(),
             },
             ttl,
+            lock,
             schema: SchemaSlot::new(),
             stats: SiteDomain::new(),
         }

@@ -20,6 +20,8 @@ use crate::memory::Bytes;
 use crate::redis::BreakerState;
 use crate::telemetry::Write;
 
+use super::lock::Lock;
+
 /// Values whose Redis write is in flight, by key. Every lookup asks, so
 /// the common answer — none in flight — costs one atomic load.
 #[derive(Default)]
@@ -71,10 +73,13 @@ impl CallPath {
     /// Seals `value` (if the policy stored anything) and stores it; returns
     /// the sealed bytes, for callers waiting on this key, and what became of
     /// the Redis write.
+    /// A compute lock (see `lock`) is released once the write lands, or at
+    /// once when nothing is written.
     pub(super) fn store<T: Serialize + ?Sized>(
         &self,
         call: &Call<'_>,
         value: Option<&T>,
+        lock: Option<Lock>,
     ) -> (Option<Bytes>, Write) {
         let Some(value) = value else {
             return (None, Write::None);
@@ -108,7 +113,7 @@ impl CallPath {
         if let Some(memory) = &self.memory {
             memory.insert(call.key.exact(), Arc::clone(&bytes), call.ttl);
         }
-        let write = self.write_behind(call, &bytes);
+        let write = self.write_behind(call, &bytes, lock);
         // After the value is where a lookup finds it (memory, or the writes
         // in flight): a caller that missed just before looks again.
         self.flights.landed(call.key.digest());
@@ -116,7 +121,7 @@ impl CallPath {
     }
 
     /// Hands the Redis write to the cache's I/O thread; never waits for it.
-    fn write_behind(&self, call: &Call<'_>, bytes: &Bytes) -> Write {
+    fn write_behind(&self, call: &Call<'_>, bytes: &Bytes, lock: Option<Lock>) -> Write {
         let (Some(redis), Some(io)) = (&self.redis, io()) else {
             return Write::None;
         };
@@ -138,6 +143,11 @@ impl CallPath {
                 tracing::debug!(error = %err, "redis write failed");
             }
             stats.write(started.elapsed(), result.as_ref().err());
+            // Released after the write, so the processes waiting on the
+            // lock find the value rather than a free lock.
+            if let Some(lock) = lock {
+                lock.release().await;
+            }
             // Both given back however the task ends, a panic included.
             drop((write, permit));
         });

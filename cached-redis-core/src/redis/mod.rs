@@ -209,6 +209,28 @@ impl Redis {
             .map(drop)
     }
 
+    /// `SET key value NX PX ttl`: `true` if the key was free and is now ours.
+    pub(crate) async fn set_nx(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, RedisError> {
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut cmd = Cmd::new();
+        cmd.arg("SET")
+            .arg(key)
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms);
+        let verdict = self.admit(key)?;
+        match verdict.judge(self.run(&cmd, self.deadline()).await)? {
+            Value::Nil => Ok(false),
+            _ => Ok(true),
+        }
+    }
+
     /// Deletes `key` only while it still holds exactly `bad`, or, with
     /// `None`, only while it holds a non-string value; `true` if it did.
     pub(crate) async fn purge(&self, key: &[u8], bad: Option<&[u8]>) -> Result<bool, RedisError> {

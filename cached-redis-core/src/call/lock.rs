@@ -89,11 +89,17 @@ impl CallPath {
         loop {
             match redis.set_nx(&key, &token, lease).await {
                 Ok(true) => {
-                    return Remote::Compute(Some(Lock(Some(Held {
+                    let lock = Lock(Some(Held {
                         redis: Arc::clone(redis),
                         key,
                         token,
-                    }))));
+                    }));
+                    // The holder before us may have stored the value and
+                    // released the lock since our lookup missed.
+                    if let Some(found) = self.peek(call).await {
+                        return Remote::Found(found);
+                    }
+                    return Remote::Compute(Some(lock));
                 }
                 Ok(false) => {}
                 Err(err) => {
@@ -115,7 +121,10 @@ impl CallPath {
 
 /// 32 random hex digits: the lock's owner, so only its holder releases it.
 fn token() -> [u8; 32] {
-    let (high, low) = (RandomState::new().hash_one(0_u8), RandomState::new().hash_one(1_u8));
+    let (high, low) = (
+        RandomState::new().hash_one(0_u8),
+        RandomState::new().hash_one(1_u8),
+    );
     let mut token = [0; 32];
     let hex = format!("{high:016x}{low:016x}");
     token.copy_from_slice(hex.as_bytes());

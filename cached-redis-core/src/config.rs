@@ -794,6 +794,7 @@ mod tests {
             ("CACHE_BREAKER_FAILURES", "0"),
             ("CACHE_BREAKER_OPEN", "0s"),
             ("CACHE_SINGLE_FLIGHT_WAIT", "never"),
+            ("CACHE_LOCK", "sometimes"),
         ];
         for (name, value) in cases {
             let err = from(&[(name, value)]).unwrap_err();

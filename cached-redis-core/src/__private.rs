@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use crate::call::{Site, call_async, call_sync};
+pub use crate::call::{Site, SiteOptions, call_async, call_sync};
 pub use crate::key::{DEFAULT_HASH_LEN, DEFAULT_VERSION, KeyInput};
 pub use crate::policy::{
     OkOnly, Plain, Policy, Probe, ProbeNone, SomeOnly, ViaOption, ViaPlain, ViaResult,
@@ -93,24 +93,59 @@ pub const fn hash_len_literal(hex_chars: usize) -> usize {
     hex_chars
 }
 
-/// `ttl = 3600`, checked by const evaluation.
-pub const fn ttl_seconds(seconds: u64) -> Duration {
+/// Which duration option a literal belongs to, for its error messages.
+pub enum DurationOption {
+    /// `ttl`
+    Ttl,
+    /// `stale_if_error`
+    StaleIfError,
+    /// `timeout`
+    Timeout,
+}
+
+impl DurationOption {
+    const fn reject(self, error: DurationError) -> ! {
+        use DurationOption::{StaleIfError, Timeout, Ttl};
+        match (self, error) {
+            (Ttl, DurationError::Zero) => panic!("invalid `ttl`: zero would cache nothing"),
+            (StaleIfError, DurationError::Zero) => {
+                panic!("invalid `stale_if_error`: zero would keep no stale value; leave it out")
+            }
+            (Timeout, DurationError::Zero) => {
+                panic!("invalid `timeout`: zero would never let the body finish")
+            }
+            (Ttl, DurationError::Overflow) => panic!("invalid `ttl`: too large"),
+            (StaleIfError, DurationError::Overflow) => {
+                panic!("invalid `stale_if_error`: too large")
+            }
+            (Timeout, DurationError::Overflow) => panic!("invalid `timeout`: too large"),
+            (Ttl, _) => panic!(
+                "invalid `ttl`: expected a whole number followed by ms, s, m, h or d, such as \"90s\" or \"15m\""
+            ),
+            (StaleIfError, _) => panic!(
+                "invalid `stale_if_error`: expected a whole number followed by ms, s, m, h or d, such as \"1h\""
+            ),
+            (Timeout, _) => panic!(
+                "invalid `timeout`: expected a whole number followed by ms, s, m, h or d, such as \"2s\""
+            ),
+        }
+    }
+}
+
+/// `ttl = 3600` (and the other duration options in seconds), checked by
+/// const evaluation.
+pub const fn duration_seconds(option: DurationOption, seconds: u64) -> Duration {
     if seconds == 0 {
-        panic!("invalid `ttl`: zero would cache nothing");
+        option.reject(DurationError::Zero)
     }
     Duration::from_secs(seconds)
 }
 
-/// `ttl = "15m"`, checked by const evaluation.
-pub const fn ttl_literal(text: &str) -> Duration {
+/// `ttl = "15m"` (and the other duration options as text), checked by
+/// const evaluation.
+pub const fn duration_literal(option: DurationOption, text: &str) -> Duration {
     match parse_duration(text) {
-        Ok(ttl) => ttl,
-        Err(DurationError::Zero) => panic!("invalid `ttl`: zero would cache nothing"),
-        Err(DurationError::Overflow) => panic!("invalid `ttl`: too large"),
-        Err(DurationError::Empty | DurationError::NotANumber | DurationError::UnknownUnit) => {
-            panic!(
-                "invalid `ttl`: expected a whole number followed by ms, s, m, h or d, such as \"90s\" or \"15m\""
-            )
-        }
+        Ok(duration) => duration,
+        Err(error) => option.reject(error),
     }
 }

@@ -23,6 +23,9 @@ pub trait Policy {
     fn storable<'a>(&self, output: &'a Self::Output) -> Option<&'a Self::Stored>;
     /// Rebuilds the output from a stored value.
     fn restore(&self, stored: Self::Stored) -> Self::Output;
+    /// Whether `output` is a failure a stale value may stand in for
+    /// (`stale_if_error`): an `Err`. A `None` is an answer, not a failure.
+    fn failed(&self, output: &Self::Output) -> bool;
 }
 
 /// Stores every value.
@@ -54,6 +57,9 @@ impl<T: Serialize + DeserializeOwned> Policy for Plain<T> {
     fn restore(&self, stored: T) -> T {
         stored
     }
+    fn failed(&self, _: &T) -> bool {
+        false
+    }
 }
 
 impl<T: Serialize + DeserializeOwned, E> Policy for OkOnly<T, E> {
@@ -65,6 +71,9 @@ impl<T: Serialize + DeserializeOwned, E> Policy for OkOnly<T, E> {
     fn restore(&self, stored: T) -> Result<T, E> {
         Ok(stored)
     }
+    fn failed(&self, output: &Result<T, E>) -> bool {
+        output.is_err()
+    }
 }
 
 impl<T: Serialize + DeserializeOwned> Policy for SomeOnly<T> {
@@ -75,6 +84,9 @@ impl<T: Serialize + DeserializeOwned> Policy for SomeOnly<T> {
     }
     fn restore(&self, stored: T) -> Option<T> {
         Some(stored)
+    }
+    fn failed(&self, _: &Option<T>) -> bool {
+        false
     }
 }
 

@@ -38,6 +38,9 @@ pub struct CacheStats {
     /// Values returned but not stored: sealed, they exceeded
     /// `CACHE_MAX_VALUE_BYTES`.
     pub oversize: u64,
+    /// Calls answered with a value past its TTL because the body failed,
+    /// panicked or ran past its `timeout` (`stale_if_error`).
+    pub stale_served: u64,
 }
 
 impl CacheStats {
@@ -94,11 +97,12 @@ pub(crate) enum Tally {
     RedisSkipped,
     Coalesced,
     Oversize,
+    Stale,
 }
 
 impl Tally {
     /// Every tally, in declaration order (`tally as usize` indexes this).
-    pub(crate) const ALL: [Tally; 11] = [
+    pub(crate) const ALL: [Tally; 12] = [
         Tally::RedisHit,
         Tally::RedisMiss,
         Tally::MemoryHit,
@@ -110,6 +114,7 @@ impl Tally {
         Tally::RedisSkipped,
         Tally::Coalesced,
         Tally::Oversize,
+        Tally::Stale,
     ];
 }
 
@@ -135,6 +140,7 @@ impl Counters {
             redis_skipped: get(Tally::RedisSkipped),
             coalesced: get(Tally::Coalesced),
             oversize: get(Tally::Oversize),
+            stale_served: get(Tally::Stale),
         }
     }
 }

@@ -40,7 +40,30 @@ pub(crate) enum Outcome {
     Computed { took: Duration, write: Write },
     /// The cache was skipped (no key, or a type that cannot be read back); the body ran.
     Bypassed { took: Duration },
+    /// The body failed (or ran for `took` past its soft limit); a value
+    /// past its TTL was returned instead (`stale_if_error`).
+    Stale { took: Duration, reason: StaleReason },
 }
+
+/// Why a stale value was served: the `reason` label of
+/// `cache_stale_served_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StaleReason {
+    /// The body returned `Err`.
+    Error = 0,
+    /// The body panicked.
+    Panic = 1,
+    /// The body ran past its `timeout`.
+    Timeout = 2,
+}
+
+impl StaleReason {
+    pub(crate) fn label(self) -> &'static str {
+        STALE_REASONS[self as usize]
+    }
+}
+
+const STALE_REASONS: [&str; 3] = ["error", "panic", "timeout"];
 
 impl Outcome {
     /// The span's `outcome` field and the `outcome` label of `cache_calls_total`.
@@ -56,17 +79,19 @@ impl Outcome {
             Outcome::Coalesced => 3,
             Outcome::Computed { .. } => 4,
             Outcome::Bypassed { .. } => 5,
+            Outcome::Stale { .. } => 6,
         }
     }
 }
 
-const OUTCOMES: [&str; 6] = [
+const OUTCOMES: [&str; 7] = [
     "hit",
     "memory_hit",
     "fallback",
     "coalesced",
     "miss",
     "bypass",
+    "stale",
 ];
 
 /// What became of a computed value's Redis write.
@@ -136,7 +161,7 @@ fn metric(tally: Tally) -> Option<&'static str> {
         Tally::RedisSkipped => "cache_redis_skipped_total",
         Tally::Coalesced => "cache_coalesced_total",
         Tally::Oversize => "cache_oversize_total",
-        Tally::Compute | Tally::RedisError | Tally::Corrupt => return None,
+        Tally::Compute | Tally::RedisError | Tally::Corrupt | Tally::Stale => return None,
     })
 }
 
@@ -158,7 +183,8 @@ pub(crate) struct Domain {
     name: &'static str,
     counters: Counters,
     total: Arc<Counters>,
-    calls: [Key; 6],
+    calls: [Key; OUTCOMES.len()],
+    stale: [Key; STALE_REASONS.len()],
     errors: [Key; 7],
     corrupt: [Key; CORRUPT_REASONS.len()],
     tallies: [Option<Key>; Tally::ALL.len()],
@@ -178,7 +204,8 @@ impl Telemetry {
         let domain = domains.entry(name).or_insert_with(|| {
             let domain = Domain::new(name, Arc::clone(&self.total));
             metrics::with_recorder(|recorder| {
-                for key in domain.tallies.iter().flatten().chain(&domain.corrupt) {
+                let zeroed = domain.tallies.iter().flatten();
+                for key in zeroed.chain(&domain.corrupt).chain(&domain.stale) {
                     recorder.register_counter(key, &METADATA).increment(0);
                 }
                 // A new domain learns the breaker's current state.
@@ -316,6 +343,8 @@ impl Domain {
             errors: ERROR_KINDS.map(|kind| key("cache_redis_errors_total", with("kind", kind))),
             corrupt: CORRUPT_REASONS
                 .map(|reason| key("cache_redis_corrupt_total", with("reason", reason))),
+            stale: STALE_REASONS
+                .map(|reason| key("cache_stale_served_total", with("reason", reason))),
             tallies: Tally::ALL.map(|tally| metric(tally).map(|name| key(name, vec![domain()]))),
             compute_seconds: key("cache_compute_seconds", vec![domain()]),
             get_seconds: key("cache_redis_op_seconds", with("op", "get")),
@@ -341,6 +370,13 @@ impl Domain {
                 self.observe(&self.compute_seconds, took);
                 self.bump(Tally::Compute);
                 Tally::Bypass
+            }
+            // The body ran (and failed): a computation, answered stale.
+            Outcome::Stale { took, reason } => {
+                self.observe(&self.compute_seconds, took);
+                self.bump(Tally::Compute);
+                count(&self.stale[reason as usize]);
+                Tally::Stale
             }
         };
         self.counters.bump(tally);

@@ -13,14 +13,14 @@ use syn::parse::{Parse, ParseStream, Parser as _};
 use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Ident, Lit, LitInt, LitStr, Path, Token, parenthesized};
 
-const KNOWN: &str =
-    "domain, ttl, version, skip, segments, key, hash_len, cache_none, lock, runtime, crate";
+const KNOWN: &str = "domain, ttl, version, skip, segments, key, hash_len, cache_none, lock, \
+                     stale_if_error, timeout, runtime, crate";
 
 /// The options of one `#[redis_cached(...)]`, as far as they parsed.
 #[derive(Default)]
 pub(crate) struct Args {
     pub domain: Option<LitStr>,
-    pub ttl: Option<Ttl>,
+    pub ttl: Option<DurationArg>,
     pub version: Option<LitStr>,
     pub skip: Vec<Ident>,
     pub segments: Vec<Ident>,
@@ -28,11 +28,14 @@ pub(crate) struct Args {
     pub hash_len: Option<LitInt>,
     pub cache_none: bool,
     pub lock: Option<bool>,
+    pub stale_if_error: Option<DurationArg>,
+    pub timeout: Option<DurationArg>,
     pub runtime: Option<Expr>,
     pub krate: Option<Path>,
 }
 
-pub(crate) enum Ttl {
+/// A duration option's literal: whole seconds, or text such as `"15m"`.
+pub(crate) enum DurationArg {
     Seconds(LitInt),
     Text(LitStr),
 }
@@ -109,7 +112,11 @@ impl Args {
             let result = match key.as_str() {
                 "domain" => string(&name, value).map(|lit| args.domain = Some(lit)),
                 "version" => string(&name, value).map(|lit| args.version = Some(lit)),
-                "ttl" => ttl(&name, value).map(|ttl| args.ttl = Some(ttl)),
+                "ttl" => duration(&name, value).map(|ttl| args.ttl = Some(ttl)),
+                "stale_if_error" => {
+                    duration(&name, value).map(|window| args.stale_if_error = Some(window))
+                }
+                "timeout" => duration(&name, value).map(|limit| args.timeout = Some(limit)),
                 "skip" => list(&name, value).map(|idents| args.skip = idents),
                 "segments" => list(&name, value).map(|idents| args.segments = idents),
                 "key" => expr(&name, value).map(|expr| args.key = Some((name.clone(), expr))),
@@ -208,12 +215,12 @@ fn path(name: &Ident, value: RawValue) -> syn::Result<Path> {
     }
 }
 
-fn ttl(name: &Ident, value: RawValue) -> syn::Result<Ttl> {
+fn duration(name: &Ident, value: RawValue) -> syn::Result<DurationArg> {
     const FORM: &str =
         "a whole number of seconds or a duration string such as \"90s\", \"15m\", \"1h\", \"1d\"";
     match literal(name, value, FORM, "3600")? {
-        Lit::Int(lit) => lit.base10_parse::<u64>().map(|_| Ttl::Seconds(lit)),
-        Lit::Str(lit) => Ok(Ttl::Text(lit)),
+        Lit::Int(lit) => lit.base10_parse::<u64>().map(|_| DurationArg::Seconds(lit)),
+        Lit::Str(lit) => Ok(DurationArg::Text(lit)),
         other => Err(syn::Error::new_spanned(
             other,
             format_args!("expected {FORM}"),

@@ -8,7 +8,7 @@ use quote::{ToTokens as _, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned as _;
 use syn::{Block, Expr, GenericParam, Ident, ItemFn, ReturnType, Stmt};
 
-use crate::attr::{Args, Errors, Ttl};
+use crate::attr::{Args, DurationArg, Errors};
 use crate::func::{self, KeyArgs};
 
 pub(crate) fn redis_cached(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -132,14 +132,29 @@ impl<'a> Expansion<'a> {
             );
         }
         let duration = quote!(::core::time::Duration);
-        match &args.ttl {
-            Some(Ttl::Seconds(secs)) => {
-                check("TTL", duration, secs.span(), quote!(ttl_seconds(#secs)));
+        let options = [
+            ("TTL", &args.ttl, quote!(Ttl)),
+            ("STALE_IF_ERROR", &args.stale_if_error, quote!(StaleIfError)),
+            ("TIMEOUT", &args.timeout, quote!(Timeout)),
+        ];
+        for (name, arg, option) in options {
+            let private = &self.private;
+            let option = quote!(#private::DurationOption::#option);
+            match arg {
+                Some(DurationArg::Seconds(secs)) => check(
+                    name,
+                    duration.clone(),
+                    secs.span(),
+                    quote!(duration_seconds(#option, #secs)),
+                ),
+                Some(DurationArg::Text(text)) => check(
+                    name,
+                    duration.clone(),
+                    text.span(),
+                    quote!(duration_literal(#option, #text)),
+                ),
+                None => {}
             }
-            Some(Ttl::Text(text)) => {
-                check("TTL", duration, text.span(), quote!(ttl_literal(#text)));
-            }
-            None => {}
         }
         checks
     }
@@ -153,7 +168,20 @@ impl<'a> Expansion<'a> {
             .iter()
             .map(|(name, ty, value)| quote!(const #name: #ty = #value;));
         let defined = |name: &str| checks.iter().any(|(ident, ..)| *ident == item(name));
-        let [domain, version, hash_len, ttl] = ["DOMAIN", "VERSION", "HASH_LEN", "TTL"].map(item);
+        let [domain, version, hash_len] = ["DOMAIN", "VERSION", "HASH_LEN"].map(item);
+        let optional = |name: &str| {
+            let value = item(name);
+            if defined(name) {
+                quote!(::core::option::Option::Some(#value))
+            } else {
+                quote!(::core::option::Option::None)
+            }
+        };
+        let (ttl, stale_if_error, timeout) = (
+            optional("TTL"),
+            optional("STALE_IF_ERROR"),
+            optional("TIMEOUT"),
+        );
         let version = if defined("VERSION") {
             quote!(#version)
         } else {
@@ -163,11 +191,6 @@ impl<'a> Expansion<'a> {
             quote!(#hash_len)
         } else {
             quote!(#private::DEFAULT_HASH_LEN)
-        };
-        let ttl = if defined("TTL") {
-            quote!(::core::option::Option::Some(#ttl))
-        } else {
-            quote!(::core::option::Option::None)
         };
         let lock = match self.args.lock {
             Some(lock) => quote!(::core::option::Option::Some(#lock)),
@@ -181,7 +204,12 @@ impl<'a> Expansion<'a> {
                 #private::type_name_of_val(&#here)
             }
             static #site: #private::Site =
-                #private::Site::new(#domain, #version, #hash_len, #ttl, #lock, #here);
+                #private::Site::new(#domain, #version, #hash_len, #private::SiteOptions {
+                    ttl: #ttl,
+                    lock: #lock,
+                    stale_if_error: #stale_if_error,
+                    timeout: #timeout,
+                }, #here);
         }
     }
 

@@ -30,6 +30,15 @@ pub(super) struct Found<T> {
     pub(super) value: T,
     pub(super) outcome: Outcome,
     pub(super) sealed: Sealed,
+    /// When its TTL ends, Unix milliseconds: later, it is stale — kept
+    /// only to stand in for a failed computation (`stale_if_error`).
+    pub(super) fresh_until_ms: u64,
+}
+
+impl<T> Found<T> {
+    pub(super) fn is_fresh(&self) -> bool {
+        envelope::now_ms() < self.fresh_until_ms
+    }
 }
 
 /// Sealed bytes as read: straight from Redis, or shared with the memory cache.
@@ -52,6 +61,14 @@ pub(super) struct Opened<T> {
     pub(super) value: T,
     created_at_ms: u64,
     ttl: Duration,
+}
+
+impl<T> Opened<T> {
+    /// When the entry's TTL ends, Unix milliseconds.
+    fn fresh_until_ms(&self) -> u64 {
+        let ttl_ms = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
+        self.created_at_ms.saturating_add(ttl_ms)
+    }
 }
 
 /// Validates `bytes` read from Redis as an entry of `key` and decodes its value.
@@ -123,6 +140,7 @@ impl CallPath {
                     stats.read(Read::Hit, took);
                     let sealed = self.remember(call, bytes, &opened);
                     return Some(Found {
+                        fresh_until_ms: opened.fresh_until_ms(),
                         value: opened.value,
                         outcome: Outcome::RedisHit,
                         sealed,
@@ -175,8 +193,13 @@ impl CallPath {
     pub(super) async fn peek<T: DeserializeOwned>(&self, call: &Call<'_>) -> Option<Found<T>> {
         let bytes = self.redis.as_ref()?.get(call.key.as_bytes()).await.ok()??;
         let opened = open(&bytes, &call.key, self.signer.as_ref()).ok()?;
+        // Past its TTL (kept for `stale_if_error`) it is not the new value.
+        if envelope::now_ms() >= opened.fresh_until_ms() {
+            return None;
+        }
         let sealed = self.remember(call, bytes, &opened);
         Some(Found {
+            fresh_until_ms: opened.fresh_until_ms(),
             value: opened.value,
             outcome: Outcome::Coalesced,
             sealed,
@@ -195,6 +218,7 @@ impl CallPath {
         let bytes = self.in_flight.get(call.key.as_bytes())?;
         let opened = open_own(&bytes, &call.key).ok()?;
         Some(Found {
+            fresh_until_ms: opened.fresh_until_ms(),
             value: opened.value,
             outcome: Outcome::MemoryHit,
             sealed: Sealed::Shared(bytes),
@@ -210,6 +234,7 @@ impl CallPath {
         let bytes = self.memory.as_ref()?.lookup(call.key.exact())?;
         let opened = decoded(envelope::open_held(&bytes, Postcard::ID).ok()?).ok()?;
         Some(Found {
+            fresh_until_ms: opened.fresh_until_ms(),
             value: opened.value,
             outcome,
             sealed: Sealed::Shared(bytes),
@@ -230,7 +255,9 @@ impl CallPath {
             return Sealed::Read(bytes);
         }
         let age = Duration::from_millis(envelope::now_ms().saturating_sub(opened.created_at_ms));
-        match opened.ttl.checked_sub(age).filter(|left| !left.is_zero()) {
+        // Kept as long as Redis keeps it: past its TTL too, with a stale window.
+        let kept_for = opened.ttl.saturating_add(call.window.unwrap_or_default());
+        match kept_for.checked_sub(age).filter(|left| !left.is_zero()) {
             Some(left) => {
                 let bytes: Bytes = bytes.into();
                 memory.take(key, digest, Arc::clone(&bytes), left);

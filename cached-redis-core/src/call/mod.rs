@@ -18,6 +18,7 @@ mod flight;
 mod lock;
 mod lookup;
 mod site;
+mod stale;
 mod store;
 mod trace;
 
@@ -28,7 +29,8 @@ use std::time::{Duration, Instant};
 
 use self::flight::{Flights, Landing, Role};
 use self::lock::Remote;
-pub use self::site::Site;
+pub use self::site::{Site, SiteOptions};
+use self::stale::Ran;
 pub(crate) use self::store::InFlight;
 use self::trace::Trace;
 use crate::config::Config;
@@ -62,7 +64,19 @@ pub(crate) struct CallPath {
 struct Call<'a> {
     key: CallKey<'a>,
     ttl: Duration,
+    /// `stale_if_error`: how long past its TTL an entry is kept.
+    window: Option<Duration>,
+    /// `timeout`: the body's soft limit, when a stale value can stand in.
+    timeout: Option<Duration>,
     stats: &'a Arc<Domain>,
+}
+
+impl Call<'_> {
+    /// How long Redis and memory keep the entry: its TTL, and the stale
+    /// window after it.
+    fn kept_for(&self) -> Duration {
+        self.ttl.saturating_add(self.window.unwrap_or_default())
+    }
 }
 
 /// Runs an async body through the cache.
@@ -163,8 +177,13 @@ impl CallPath {
         };
         trace.record_key(&call.key);
         let mark = self.flights.mark();
+        let mut stale = None;
         if let Some(found) = self.lookup::<P::Stored>(&call).await {
-            return (policy.restore(found.value), found.outcome);
+            if call.window.is_none() || found.is_fresh() {
+                return (policy.restore(found.value), found.outcome);
+            }
+            // Past its TTL: computed again, and kept at hand in case that fails.
+            stale = Some(found);
         }
         // A waiter whose leader stalls takes that flight off the air and
         // joins again, once: usually it then leads.
@@ -177,7 +196,7 @@ impl CallPath {
                         leader.land(Some(found.sealed.into_bytes()));
                         return (policy.restore(found.value), found.outcome);
                     }
-                    let lock = match site.lock.unwrap_or(self.lock) {
+                    let lock = match site.options.lock.unwrap_or(self.lock) {
                         true => match self.across_processes::<P::Stored>(&call).await {
                             Remote::Found(found) => {
                                 leader.land(Some(found.sealed.into_bytes()));
@@ -189,10 +208,18 @@ impl CallPath {
                     };
                     // A panic or cancellation in the body drops `leader`,
                     // which releases the waiters to compute for themselves.
-                    let (output, took) = timed(body).await;
-                    let (sealed, write) = self.store(&call, policy.storable(&output), lock);
-                    leader.land(sealed);
-                    return (output, Outcome::Computed { took, write });
+                    return match self.compute(&call, policy, body, stale.take()).await {
+                        Ran::Output(output, took) => {
+                            let (sealed, write) = self.store(&call, policy.storable(&output), lock);
+                            leader.land(sealed);
+                            (output, Outcome::Computed { took, write })
+                        }
+                        // The waiters get what the leader got.
+                        Ran::Stale(output, outcome, sealed) => {
+                            leader.land(Some(sealed));
+                            (output, outcome)
+                        }
+                    };
                 }
                 Role::Wait(flight) => match flight.wait(self.single_flight_wait).await {
                     Landing::Shared(bytes) => match lookup::open_own(&bytes, &call.key) {
@@ -205,9 +232,13 @@ impl CallPath {
                 },
             }
         }
-        let (output, took) = timed(body).await;
-        let (_, write) = self.store(&call, policy.storable(&output), None);
-        (output, Outcome::Computed { took, write })
+        match self.compute(&call, policy, body, stale).await {
+            Ran::Output(output, took) => {
+                let (_, write) = self.store(&call, policy.storable(&output), None);
+                (output, Outcome::Computed { took, write })
+            }
+            Ran::Stale(output, outcome, _) => (output, outcome),
+        }
     }
 
     /// Builds the call's key, or `None` when the cache must be bypassed.
@@ -228,7 +259,9 @@ impl CallPath {
         match input.finish(&self.namespace, &stored.fingerprint) {
             Ok(key) => Some(Call {
                 key,
-                ttl: site.ttl.unwrap_or(self.default_ttl),
+                ttl: site.options.ttl.unwrap_or(self.default_ttl),
+                window: site.options.stale_if_error,
+                timeout: site.options.timeout,
                 stats,
             }),
             Err(err) => {

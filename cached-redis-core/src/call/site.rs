@@ -7,28 +7,40 @@ use crate::key::KeyShape;
 use crate::schema::SchemaSlot;
 use crate::telemetry::SiteDomain;
 
+/// What the attribute says about a function beyond its key; `None`: the
+/// runtime's default (or, for the fail-safe options, off).
+#[derive(Debug, Clone, Copy)]
+pub struct SiteOptions {
+    /// `ttl`
+    pub ttl: Option<Duration>,
+    /// `lock`: one compute across processes (default `CACHE_LOCK`).
+    pub lock: Option<bool>,
+    /// `stale_if_error`: how long past its TTL a value may stand in for a
+    /// failed computation.
+    pub stale_if_error: Option<Duration>,
+    /// `timeout`: the body's soft limit, when a stale value can stand in.
+    pub timeout: Option<Duration>,
+}
+
 /// One annotated function, as a `static` of its own: what never changes
 /// between its calls, and what the first calls learn for the next ones
 /// (its stored type's fingerprint, its domain's counters, the hash state
 /// of its key's constant fields).
 pub struct Site {
     pub(crate) key: KeyShape,
-    pub(crate) ttl: Option<Duration>,
-    /// One compute across processes; `None`: the runtime's `CACHE_LOCK`.
-    pub(crate) lock: Option<bool>,
+    pub(crate) options: SiteOptions,
     pub(crate) schema: SchemaSlot,
     pub(crate) stats: SiteDomain,
 }
 
 impl Site {
     /// `function` names the function (`type_name_of_val` of an item nested
-    /// in it); `ttl: None` and `lock: None` mean the runtime's defaults.
+    /// in it).
     pub const fn new(
         domain: &'static str,
         version: &'static str,
         hash_len: usize,
-        ttl: Option<Duration>,
-        lock: Option<bool>,
+        options: SiteOptions,
         function: fn() -> &'static str,
     ) -> Site {
         Site {
@@ -39,8 +51,7 @@ impl Site {
                 function,
                 head: OnceLock::new(),
             },
-            ttl,
-            lock,
+            options,
             schema: SchemaSlot::new(),
             stats: SiteDomain::new(),
         }

@@ -111,7 +111,7 @@ impl CallPath {
         let bytes: Bytes =
             envelope::seal_signed(call.key.digest(), Postcard::ID, call.ttl, &body, signer).into();
         if let Some(memory) = &self.memory {
-            memory.insert(call.key.exact(), Arc::clone(&bytes), call.ttl);
+            memory.insert(call.key.exact(), Arc::clone(&bytes), call.kept_for());
         }
         let write = self.write_behind(call, &bytes, lock);
         // After the value is where a lookup finds it (memory, or the writes
@@ -135,7 +135,7 @@ impl CallPath {
             return Write::Dropped;
         };
         let write = Pending::new(&self.in_flight, call.key.as_bytes(), bytes);
-        let (redis, stats, ttl) = (Arc::clone(redis), Arc::clone(call.stats), call.ttl);
+        let (redis, stats, ttl) = (Arc::clone(redis), Arc::clone(call.stats), call.kept_for());
         io.spawn(async move {
             let started = Instant::now();
             let result = redis.set(&write.key, &write.bytes, ttl).await;

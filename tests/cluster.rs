@@ -279,7 +279,11 @@ async fn a_dead_primary_takes_only_its_own_keys_to_the_fallback() {
     let fresh = cluster_runtime(&cluster);
     let stats = round(&fresh, &calls).await;
     assert_eq!(stats.redis_hits, KEYS as u64, "{stats:?}");
-    assert_eq!(calls.get(), KEYS + on_victim, "the restarted node's keys, computed again");
+    assert_eq!(
+        calls.get(),
+        KEYS + on_victim,
+        "the restarted node's keys, computed again"
+    );
 }
 
 fn node_id(node: &RedisServer) -> String {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use crate::call::{Site, SiteOptions, call_async, call_sync};
+pub use crate::call::{Near, Site, SiteOptions, call_async, call_sync};
 pub use crate::key::{DEFAULT_HASH_LEN, DEFAULT_VERSION, KeyInput};
 pub use crate::policy::{
     OkOnly, Plain, Policy, Probe, ProbeNone, SomeOnly, ViaOption, ViaPlain, ViaResult,
@@ -101,11 +101,13 @@ pub enum DurationOption {
     StaleIfError,
     /// `timeout`
     Timeout,
+    /// `near`
+    Near,
 }
 
 impl DurationOption {
     const fn reject(self, error: DurationError) -> ! {
-        use DurationOption::{StaleIfError, Timeout, Ttl};
+        use DurationOption::{Near, StaleIfError, Timeout, Ttl};
         match (self, error) {
             (Ttl, DurationError::Zero) => panic!("invalid `ttl`: zero would cache nothing"),
             (StaleIfError, DurationError::Zero) => {
@@ -114,11 +116,15 @@ impl DurationOption {
             (Timeout, DurationError::Zero) => {
                 panic!("invalid `timeout`: zero would never let the body finish")
             }
+            (Near, DurationError::Zero) => {
+                panic!("invalid `near`: zero would keep no copy; use `near = false`")
+            }
             (Ttl, DurationError::Overflow) => panic!("invalid `ttl`: too large"),
             (StaleIfError, DurationError::Overflow) => {
                 panic!("invalid `stale_if_error`: too large")
             }
             (Timeout, DurationError::Overflow) => panic!("invalid `timeout`: too large"),
+            (Near, DurationError::Overflow) => panic!("invalid `near`: too large"),
             (Ttl, _) => panic!(
                 "invalid `ttl`: expected a whole number followed by ms, s, m, h or d, such as \"90s\" or \"15m\""
             ),
@@ -127,6 +133,9 @@ impl DurationOption {
             ),
             (Timeout, _) => panic!(
                 "invalid `timeout`: expected a whole number followed by ms, s, m, h or d, such as \"2s\""
+            ),
+            (Near, _) => panic!(
+                "invalid `near`: expected `true`, `false`, or a whole number followed by ms, s, m, h or d, such as \"30s\""
             ),
         }
     }

@@ -115,6 +115,7 @@ pub struct Config {
     pub(crate) breaker_open: Duration,
     pub(crate) single_flight_wait: Duration,
     pub(crate) lock: bool,
+    pub(crate) near: Option<Duration>,
     pub(crate) max_pending_writes: usize,
     pub(crate) max_value_bytes: usize,
     pub(crate) memory_max_bytes: u64,
@@ -141,6 +142,7 @@ impl Default for Config {
             breaker_open: DEFAULT_BREAKER_OPEN,
             single_flight_wait: DEFAULT_SINGLE_FLIGHT_WAIT,
             lock: false,
+            near: None,
             max_pending_writes: DEFAULT_MAX_PENDING_WRITES,
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             memory_max_bytes: DEFAULT_MEMORY_MAX_BYTES,
@@ -290,6 +292,18 @@ impl Config {
         if let Some((name, value)) = var("CACHE_LOCK") {
             builder = builder.lock(parse_flag(name, &value)?);
         }
+        if let Some((name, value)) = var("CACHE_NEAR") {
+            builder = match parse_flag(name, &value) {
+                Ok(on) => builder.near(on),
+                Err(_) => builder.near_within(parse_duration(value.trim()).map_err(|_| {
+                    ConfigError::InvalidVar {
+                        name,
+                        value: value.clone(),
+                        expected: "on, off, or a duration such as 30s bounding each copy",
+                    }
+                })?),
+            };
+        }
         builder.build_named("REDIS_URL", "CACHE_NAMESPACE")
     }
 
@@ -350,6 +364,12 @@ impl Config {
     pub fn lock(&self) -> bool {
         self.lock
     }
+    /// For functions that do not say: `None` without a near-cache, else how
+    /// long a copy may serve without Redis (`Duration::MAX`: as long as the
+    /// entry lives) (`CACHE_NEAR`).
+    pub fn near(&self) -> Option<Duration> {
+        self.near
+    }
     /// What entries are signed and checked with, if a key is set.
     pub(crate) fn signer(&self) -> Option<Signer> {
         let key = self.hmac_key.as_ref()?;
@@ -394,6 +414,7 @@ impl fmt::Debug for Config {
             .field("breaker_open", &self.breaker_open)
             .field("single_flight_wait", &self.single_flight_wait)
             .field("lock", &self.lock)
+            .field("near", &self.near)
             .field("max_pending_writes", &self.max_pending_writes)
             .field("max_value_bytes", &self.max_value_bytes)
             .field("memory_max_bytes", &self.memory_max_bytes)
@@ -534,6 +555,19 @@ impl ConfigBuilder {
     /// the lock's lease.
     pub fn lock(mut self, enabled: bool) -> Self {
         self.config.lock = enabled;
+        self
+    }
+    /// Serves hot keys from a copy in this process, kept coherent by Redis
+    /// (server-assisted client-side caching), for functions that do not set
+    /// `near` themselves (`CACHE_NEAR=on`; default off). A single node only.
+    pub fn near(mut self, enabled: bool) -> Self {
+        self.config.near = enabled.then_some(Duration::MAX);
+        self
+    }
+    /// [`near`](Self::near), with each copy serving at most `bound` without
+    /// asking Redis (`CACHE_NEAR=30s`).
+    pub fn near_within(mut self, bound: Duration) -> Self {
+        self.config.near = Some(bound);
         self
     }
     /// Bounds the Redis writes in flight; a write beyond it is dropped and counted.

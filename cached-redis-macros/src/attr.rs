@@ -14,7 +14,7 @@ use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Ident, Lit, LitInt, LitStr, Path, Token, parenthesized};
 
 const KNOWN: &str = "domain, ttl, version, skip, segments, key, hash_len, cache_none, lock, \
-                     stale_if_error, timeout, runtime, crate";
+                     stale_if_error, timeout, near, runtime, crate";
 
 /// The options of one `#[redis_cached(...)]`, as far as they parsed.
 #[derive(Default)]
@@ -30,8 +30,15 @@ pub(crate) struct Args {
     pub lock: Option<bool>,
     pub stale_if_error: Option<DurationArg>,
     pub timeout: Option<DurationArg>,
+    pub near: Option<NearArg>,
     pub runtime: Option<Expr>,
     pub krate: Option<Path>,
+}
+
+/// `near = true | false | "30s"`.
+pub(crate) enum NearArg {
+    Flag(bool),
+    Within(DurationArg),
 }
 
 /// A duration option's literal: whole seconds, or text such as `"15m"`.
@@ -117,6 +124,7 @@ impl Args {
                     duration(&name, value).map(|window| args.stale_if_error = Some(window))
                 }
                 "timeout" => duration(&name, value).map(|limit| args.timeout = Some(limit)),
+                "near" => near(&name, value).map(|near| args.near = Some(near)),
                 "skip" => list(&name, value).map(|idents| args.skip = idents),
                 "segments" => list(&name, value).map(|idents| args.segments = idents),
                 "key" => expr(&name, value).map(|expr| args.key = Some((name.clone(), expr))),
@@ -221,6 +229,21 @@ fn duration(name: &Ident, value: RawValue) -> syn::Result<DurationArg> {
     match literal(name, value, FORM, "3600")? {
         Lit::Int(lit) => lit.base10_parse::<u64>().map(|_| DurationArg::Seconds(lit)),
         Lit::Str(lit) => Ok(DurationArg::Text(lit)),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format_args!("expected {FORM}"),
+        )),
+    }
+}
+
+fn near(name: &Ident, value: RawValue) -> syn::Result<NearArg> {
+    const FORM: &str = "`true`, `false`, or a duration string such as \"30s\"";
+    match literal(name, value, FORM, "true")? {
+        Lit::Bool(lit) => Ok(NearArg::Flag(lit.value)),
+        Lit::Int(lit) => lit
+            .base10_parse::<u64>()
+            .map(|_| NearArg::Within(DurationArg::Seconds(lit))),
+        Lit::Str(lit) => Ok(NearArg::Within(DurationArg::Text(lit))),
         other => Err(syn::Error::new_spanned(
             other,
             format_args!("expected {FORM}"),

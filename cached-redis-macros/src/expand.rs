@@ -8,7 +8,7 @@ use quote::{ToTokens as _, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned as _;
 use syn::{Block, Expr, GenericParam, Ident, ItemFn, ReturnType, Stmt};
 
-use crate::attr::{Args, DurationArg, Errors};
+use crate::attr::{Args, DurationArg, Errors, NearArg};
 use crate::func::{self, KeyArgs};
 
 pub(crate) fn redis_cached(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -132,10 +132,19 @@ impl<'a> Expansion<'a> {
             );
         }
         let duration = quote!(::core::time::Duration);
+        let near = match &args.near {
+            Some(NearArg::Within(within)) => Some(within),
+            _ => None,
+        };
         let options = [
-            ("TTL", &args.ttl, quote!(Ttl)),
-            ("STALE_IF_ERROR", &args.stale_if_error, quote!(StaleIfError)),
-            ("TIMEOUT", &args.timeout, quote!(Timeout)),
+            ("TTL", args.ttl.as_ref(), quote!(Ttl)),
+            (
+                "STALE_IF_ERROR",
+                args.stale_if_error.as_ref(),
+                quote!(StaleIfError),
+            ),
+            ("TIMEOUT", args.timeout.as_ref(), quote!(Timeout)),
+            ("NEAR", near, quote!(Near)),
         ];
         for (name, arg, option) in options {
             let private = &self.private;
@@ -182,6 +191,21 @@ impl<'a> Expansion<'a> {
             optional("STALE_IF_ERROR"),
             optional("TIMEOUT"),
         );
+        let near = match &self.args.near {
+            None => quote!(#private::Near::Default),
+            Some(NearArg::Flag(true)) => quote!(#private::Near::On),
+            Some(NearArg::Flag(false)) => quote!(#private::Near::Off),
+            Some(NearArg::Within(_)) => {
+                let bound = item("NEAR");
+                // Checked like the other literals; a rejected one is
+                // reported there, and this uses its value.
+                if defined("NEAR") {
+                    quote!(#private::Near::Within(#bound))
+                } else {
+                    quote!(#private::Near::Default)
+                }
+            }
+        };
         let version = if defined("VERSION") {
             quote!(#version)
         } else {
@@ -209,6 +233,7 @@ impl<'a> Expansion<'a> {
                     lock: #lock,
                     stale_if_error: #stale_if_error,
                     timeout: #timeout,
+                    near: #near,
                 }, #here);
         }
     }

@@ -131,7 +131,14 @@ impl CallPath {
             return Some(found);
         }
         let started = Instant::now();
-        let read = redis.get(call.key.as_bytes()).await;
+        let read = match call.near {
+            Some(bound) => {
+                redis
+                    .get_near(call.key.as_bytes(), bound.min(call.ttl))
+                    .await
+            }
+            None => redis.get(call.key.as_bytes()).await,
+        };
         let took = started.elapsed();
         let stats = call.stats;
         match read {

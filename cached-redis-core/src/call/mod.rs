@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use self::flight::{Flights, Landing, Role};
 use self::lock::Remote;
-pub use self::site::{Site, SiteOptions};
+pub use self::site::{Near, Site, SiteOptions};
 use self::stale::Ran;
 pub(crate) use self::store::InFlight;
 use self::trace::Trace;
@@ -58,6 +58,8 @@ pub(crate) struct CallPath {
     single_flight_wait: Duration,
     /// One compute across processes, unless the function says (`CACHE_LOCK`).
     lock: bool,
+    /// The near-cache's bound, unless the function says (`CACHE_NEAR`).
+    near: Option<Duration>,
 }
 
 /// One call, once its key is built.
@@ -68,6 +70,8 @@ struct Call<'a> {
     window: Option<Duration>,
     /// `timeout`: the body's soft limit, when a stale value can stand in.
     timeout: Option<Duration>,
+    /// `near`: how long this process's copy may serve without Redis.
+    near: Option<Duration>,
     stats: &'a Arc<Domain>,
 }
 
@@ -155,6 +159,7 @@ impl CallPath {
             signer: config.signer(),
             single_flight_wait: config.single_flight_wait,
             lock: config.lock,
+            near: config.near,
         }
     }
 
@@ -262,6 +267,7 @@ impl CallPath {
                 ttl: site.options.ttl.unwrap_or(self.default_ttl),
                 window: site.options.stale_if_error,
                 timeout: site.options.timeout,
+                near: site.options.near.bound(self.near),
                 stats,
             }),
             Err(err) => {

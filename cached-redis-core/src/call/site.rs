@@ -20,6 +20,34 @@ pub struct SiteOptions {
     pub stale_if_error: Option<Duration>,
     /// `timeout`: the body's soft limit, when a stale value can stand in.
     pub timeout: Option<Duration>,
+    /// `near`: serve hot keys from this process's copy, kept coherent by
+    /// Redis (default `CACHE_NEAR`).
+    pub near: Near,
+}
+
+/// The `near` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Near {
+    /// Not said: the runtime's `CACHE_NEAR`.
+    Default,
+    /// `near = false`
+    Off,
+    /// `near = true`: for as long as the entry lives in Redis.
+    On,
+    /// `near = "30s"`: and never longer than this without asking Redis.
+    Within(Duration),
+}
+
+impl Near {
+    /// How long a copy may serve, if at all, given the runtime's default.
+    pub(crate) fn bound(self, default: Option<Duration>) -> Option<Duration> {
+        match self {
+            Near::Default => default,
+            Near::Off => None,
+            Near::On => Some(Duration::MAX),
+            Near::Within(bound) => Some(bound),
+        }
+    }
 }
 
 /// One annotated function, as a `static` of its own: what never changes

@@ -12,16 +12,19 @@
 //! returning an authentication error forever — so a restarted server or a
 //! corrected password is picked up by the next attempt.
 
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::aio::{AsyncPushSender, ConnectionLike, MultiplexedConnection, SendError};
+use redis::caching::{CacheConfig, CacheMode};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{
-    AsyncConnectionConfig, Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value,
+    AsyncConnectionConfig, Client, Cmd, ErrorKind, Pipeline, PushInfo, PushKind, RedisError,
+    RedisFuture, Value,
 };
 use tokio::sync::watch;
 use tokio::time::timeout;
@@ -36,8 +39,14 @@ type Attempt = Option<Result<(Conn, u64), RedisError>>;
 /// How connections are made.
 pub(super) enum Connector {
     Node(Client),
+    /// A node over RESP3 with the redis crate's client-side cache (the
+    /// near-cache): tracked keys are invalidated by the server's pushes.
+    Near {
+        client: Client,
+        entries: NonZeroUsize,
+    },
     Sentinel(Sentinel),
-    Cluster(ClusterClient),
+    Cluster(Box<ClusterClient>),
 }
 
 /// A live connection: multiplexed to one node, or the cluster client's
@@ -73,6 +82,25 @@ impl ConnectionLike for Conn {
             Conn::Node(conn) => conn.get_db(),
             Conn::Cluster(conn) => conn.get_db(),
         }
+    }
+}
+
+/// Drops a near-cache connection the moment it reports itself lost: its
+/// cache no longer hears of changes, so it must not answer another call.
+/// The next operation connects again, with an empty cache.
+struct OnDisconnect {
+    connection: Weak<Connection>,
+    generation: u64,
+}
+
+impl AsyncPushSender for OnDisconnect {
+    fn send(&self, info: PushInfo) -> Result<(), SendError> {
+        if info.kind == PushKind::Disconnection
+            && let Some(connection) = self.connection.upgrade()
+        {
+            connection.reset_generation(self.generation);
+        }
+        Ok(())
     }
 }
 
@@ -169,12 +197,27 @@ impl Connection {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(None)
             .set_response_timeout(None);
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         let attempt = timeout(self.connect_timeout, async {
             match &self.connector {
                 Connector::Node(client) => client
                     .get_multiplexed_async_connection_with_config(&config)
                     .await
                     .map(Conn::Node),
+                Connector::Near { client, entries } => {
+                    let cache = CacheConfig::new()
+                        .set_mode(CacheMode::OptIn)
+                        .set_size(*entries);
+                    let lost = OnDisconnect {
+                        connection: Arc::downgrade(&self),
+                        generation,
+                    };
+                    let config = config.clone().set_cache_config(cache).set_push_sender(lost);
+                    client
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await
+                        .map(Conn::Node)
+                }
                 Connector::Sentinel(sentinel) => sentinel.connect(&config).await.map(Conn::Node),
                 Connector::Cluster(client) => {
                     client.get_async_connection().await.map(Conn::Cluster)
@@ -188,7 +231,7 @@ impl Connection {
                 "no connection within the connect timeout",
             )))
         })
-        .map(|conn| (conn, self.generations.fetch_add(1, Ordering::Relaxed) + 1));
+        .map(|conn| (conn, generation));
         *self.lock() = match &attempt {
             Ok((conn, generation)) => Slot::Ready(conn.clone(), *generation),
             Err(err) => {

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::{
-    Client, ClientTlsConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, TlsCertificates,
+    Client, ClientTlsConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion,
+    TlsCertificates,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -120,8 +121,31 @@ impl Credentials {
     /// A client for `target` (a URL, or an address) with these credentials
     /// and TLS settings.
     pub(crate) fn client(&self, target: impl IntoConnectionInfo) -> redis::RedisResult<Client> {
+        self.client_speaking(target, None)
+    }
+
+    /// [`client`](Self::client), speaking RESP3: what the redis crate's
+    /// client-side cache (the near-cache) needs, for the server's
+    /// invalidation pushes.
+    pub(crate) fn resp3_client(
+        &self,
+        target: impl IntoConnectionInfo,
+    ) -> redis::RedisResult<Client> {
+        self.client_speaking(target, Some(ProtocolVersion::RESP3))
+    }
+
+    /// A client with these credentials, speaking `protocol` (`None`: as the
+    /// URL says).
+    fn client_speaking(
+        &self,
+        target: impl IntoConnectionInfo,
+        protocol: Option<ProtocolVersion>,
+    ) -> redis::RedisResult<Client> {
         let info = target.into_connection_info()?;
         let mut settings = info.redis_settings().clone();
+        if let Some(protocol) = protocol {
+            settings = settings.set_protocol(protocol);
+        }
         if let Some(username) = &self.username {
             settings = settings.set_username(username);
         }

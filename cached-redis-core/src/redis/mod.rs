@@ -15,12 +15,13 @@ mod error;
 mod sentinel;
 pub(crate) mod topology;
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ::redis::aio::ConnectionLike;
-use ::redis::{Cmd, Script, Value};
+use ::redis::{Cmd, CommandCacheConfig, Script, Value};
 use tokio::sync::Notify;
 
 pub use self::breaker::BreakerState;
@@ -56,6 +57,9 @@ return 0";
 
 pub(crate) struct Redis {
     connection: Arc<Connection>,
+    /// The near-cache's connection (RESP3, client-side cache), made on
+    /// first use; a single node's only.
+    near: Option<Arc<Connection>>,
     health: Health,
     deadline: Duration,
     retries: u32,
@@ -107,11 +111,9 @@ impl Redis {
             Topology::Sentinel { sentinels, master } => {
                 Connector::Sentinel(Sentinel::new(sentinels, master, credentials)?)
             }
-            Topology::Cluster { seeds } => Connector::Cluster(credentials.cluster_client(
-                seeds,
-                config.redis_timeout,
-                config.connect_timeout,
-            )?),
+            Topology::Cluster { seeds } => Connector::Cluster(Box::new(
+                credentials.cluster_client(seeds, config.redis_timeout, config.connect_timeout)?,
+            )),
         };
         // A probe is bounded by its deadline when polled; twice that
         // means its caller stopped polling it.
@@ -120,6 +122,23 @@ impl Redis {
             config.breaker_open,
             config.redis_timeout.saturating_mul(2),
         );
+        let near = match &config.topology {
+            Topology::Single => {
+                let entries = usize::try_from(config.memory_capacity)
+                    .ok()
+                    .and_then(NonZeroUsize::new)
+                    .unwrap_or(NonZeroUsize::MIN);
+                Some(Arc::new(Connection::new(
+                    Connector::Near {
+                        client: credentials.resp3_client(config.redis_url.as_str())?,
+                        entries,
+                    },
+                    config.connect_timeout,
+                    Arc::clone(&telemetry),
+                )))
+            }
+            _ => None,
+        };
         let cluster = matches!(connector, Connector::Cluster(_));
         let connection = Arc::new(Connection::new(
             connector,
@@ -145,6 +164,7 @@ impl Redis {
         };
         Ok(Redis {
             connection,
+            near,
             health,
             deadline: config.redis_timeout,
             retries: config.redis_retries,
@@ -186,6 +206,28 @@ impl Redis {
         cmd.arg("GET").arg(key);
         let verdict = self.admit(key)?;
         match verdict.judge(self.run(&cmd, self.deadline()).await)? {
+            Value::Nil => Ok(None),
+            Value::BulkString(bytes) => Ok(Some(bytes)),
+            _ => Err(RedisError::WrongType),
+        }
+    }
+
+    /// `GET key` through the near-cache, when there is one (a single node):
+    /// served from this process's copy while the server has not said the
+    /// key changed, and for at most `bound`.
+    pub(crate) async fn get_near(
+        &self,
+        key: &[u8],
+        bound: Duration,
+    ) -> Result<Option<Vec<u8>>, RedisError> {
+        let Some(near) = &self.near else {
+            return self.get(key).await;
+        };
+        let mut cmd = Cmd::new();
+        cmd.arg("GET").arg(key);
+        cmd.set_cache_config(CommandCacheConfig::new().set_client_side_ttl(bound));
+        let verdict = self.admit(key)?;
+        match verdict.judge(self.run_with(near, None, &cmd, self.deadline()).await)? {
             Value::Nil => Ok(None),
             Value::BulkString(bytes) => Ok(Some(bytes)),
             _ => Err(RedisError::WrongType),
@@ -395,6 +437,16 @@ impl Redis {
         })
     }
 
+    /// Drops the connections, so the next operation starts from fresh ones
+    /// — the near-cache's with an empty cache: while the breaker was not
+    /// trusting Redis, no change reached it.
+    fn reset_connections(&self) {
+        self.connection.reset();
+        if let Some(near) = &self.near {
+            near.reset();
+        }
+    }
+
     /// In a cluster, reads the slot map again soon (rate-limited).
     fn refresh_slots(&self) {
         if let (Health::PerNode { nodes, .. }, Some(io)) = (&self.health, io()) {
@@ -407,12 +459,23 @@ impl Redis {
     /// (see [`is_transient`]) is retried after a jittered, doubling
     /// backoff, before the same deadline.
     async fn run(&self, cmd: &Cmd, deadline: Instant) -> Result<Value, RedisError> {
-        self.run_on(None, cmd, deadline).await
+        self.run_with(&self.connection, None, cmd, deadline).await
     }
 
     /// [`run`](Self::run), sent to `node` rather than routed by key.
     async fn run_on(
         &self,
+        node: Option<&Node>,
+        cmd: &Cmd,
+        deadline: Instant,
+    ) -> Result<Value, RedisError> {
+        self.run_with(&self.connection, node, cmd, deadline).await
+    }
+
+    /// [`run`](Self::run) on `connection`, sent to `node` if given.
+    async fn run_with(
+        &self,
+        connection: &Arc<Connection>,
         node: Option<&Node>,
         cmd: &Cmd,
         deadline: Instant,
@@ -425,7 +488,7 @@ impl Redis {
         let attempts = async {
             let mut attempt = 0;
             loop {
-                let result = match self.connection.get(io).await {
+                let result = match connection.get(io).await {
                     Ok((mut conn, generation)) => {
                         used.store(generation, Ordering::Relaxed);
                         // Through the boxed `ConnectionLike` future, as
@@ -454,8 +517,7 @@ impl Redis {
                     || err.is_connection_dropped()
                     || err.code() == Some("READONLY")
                 {
-                    self.connection
-                        .reset_generation(used.load(Ordering::Relaxed));
+                    connection.reset_generation(used.load(Ordering::Relaxed));
                 }
                 if attempt >= self.retries || !is_transient(&err) {
                     return Err(RedisError::Client(err));
@@ -471,8 +533,7 @@ impl Redis {
                 // without knowing it (a silent network drop, a failed-over
                 // address): replacing it costs one reconnect, keeping it may
                 // cost every call until the breaker opens.
-                self.connection
-                    .reset_generation(used.load(Ordering::Relaxed));
+                connection.reset_generation(used.load(Ordering::Relaxed));
                 Err(RedisError::Timeout(self.deadline))
             }
         }
@@ -575,7 +636,7 @@ fn log_transition(
     let every = WARN_EVERY;
     match transition {
         Transition::Opened => {
-            redis.connection.reset();
+            redis.reset_connections();
             telemetry.warn_for("breaker_opened", subject, every, |suppressed| {
                 tracing::warn!(
                     ?error,
@@ -586,7 +647,7 @@ fn log_transition(
             });
         }
         Transition::Reopened => {
-            redis.connection.reset();
+            redis.reset_connections();
             telemetry.warn_for("breaker_reopened", subject, every, |suppressed| {
                 tracing::warn!(
                     ?error,

@@ -1,0 +1,172 @@
+//! The near-cache (`near`, `CACHE_NEAR`): a hot key is served from this
+//! process's copy without a round trip; a change made by another process
+//! reaches it through Redis's invalidation; a lost connection empties it.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use cached_redis::{Config, Runtime, redis_cached};
+use cached_redis_test_support::RedisServer;
+use common::*;
+
+/// What the body computes this time: the value changes with it.
+#[derive(Default)]
+struct Epoch(AtomicU64);
+
+#[redis_cached(domain = "natal", ttl = 600, near = true, runtime = rt, skip(rt, epoch, calls))]
+async fn natal(req: &NatalRequest, rt: &Runtime, epoch: &Epoch, calls: &Calls) -> (u64, Chart) {
+    calls.bump();
+    (epoch.0.load(Ordering::SeqCst), compute_chart(req))
+}
+
+/// Redis on, no memory fallback: every value seen came from Redis or the
+/// near-cache.
+fn runtime(server: &RedisServer) -> Runtime {
+    Runtime::new(
+        Config::builder()
+            .redis_enabled(true)
+            .redis_url(server.url())
+            .memory_fallback(false)
+            .breaker_open(Duration::from_millis(50))
+            .build()
+            .expect("valid config"),
+    )
+}
+
+/// `GET`s the server has answered (`INFO commandstats`).
+fn gets(server: &RedisServer) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut server.connection())
+        .expect("INFO");
+    info.lines()
+        .find_map(|line| line.strip_prefix("cmdstat_get:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|calls| calls.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_hot_key_is_served_without_a_round_trip() {
+    let server = RedisServer::start();
+    let rt = runtime(&server);
+    let (epoch, calls) = (Epoch::default(), Calls::default());
+    let req = NatalRequest::new("1990-01-01");
+    natal(&req, &rt, &epoch, &calls).await;
+    assert!(rt.flush(SETTLE).await);
+    // The first read from Redis fills this process's copy.
+    assert_eq!(
+        natal(&req, &rt, &epoch, &calls).await,
+        (0, compute_chart(&req))
+    );
+    let before = gets(&server);
+    for _ in 0..100 {
+        assert_eq!(
+            natal(&req, &rt, &epoch, &calls).await,
+            (0, compute_chart(&req))
+        );
+    }
+    assert_eq!(gets(&server), before, "100 hits, no GET reached Redis");
+    assert_eq!(calls.get(), 1);
+    assert_eq!(rt.stats().total.redis_hits, 101);
+}
+
+/// Calls until the value computed at `epoch` is returned; how long that took.
+async fn until_value(
+    rt: &Runtime,
+    req: &NatalRequest,
+    epoch: &Epoch,
+    calls: &Calls,
+    want: u64,
+) -> Duration {
+    let started = Instant::now();
+    while natal(req, rt, epoch, calls).await.0 != want {
+        assert!(
+            started.elapsed() < SETTLE,
+            "the change never reached this process"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn a_change_made_by_another_process_reaches_the_copy() {
+    let server = RedisServer::start();
+    let (near, other) = (runtime(&server), runtime(&server));
+    let (epoch, calls) = (Epoch::default(), Calls::default());
+    let req = NatalRequest::new("1990-01-02");
+    natal(&req, &near, &epoch, &calls).await;
+    assert!(near.flush(SETTLE).await);
+    natal(&req, &near, &epoch, &calls).await;
+
+    // Another process clears the domain and stores a new value.
+    epoch.0.store(1, Ordering::SeqCst);
+    other.clear("natal", "v1").await.expect("clear");
+    assert_eq!(natal(&req, &other, &epoch, &calls).await.0, 1);
+    assert!(other.flush(SETTLE).await);
+    until_value(&near, &req, &epoch, &calls, 1).await;
+}
+
+#[tokio::test]
+async fn a_lost_connection_empties_the_copy() {
+    let server = RedisServer::start();
+    let rt = runtime(&server);
+    let (epoch, calls) = (Epoch::default(), Calls::default());
+    let req = NatalRequest::new("1990-01-03");
+    natal(&req, &rt, &epoch, &calls).await;
+    assert!(rt.flush(SETTLE).await);
+    assert_eq!(natal(&req, &rt, &epoch, &calls).await.0, 0);
+
+    // Restarted empty: no invalidation can reach the old connection.
+    epoch.0.store(1, Ordering::SeqCst);
+    server.restart();
+    until_value(&rt, &req, &epoch, &calls, 1).await;
+}
+
+/// The single-node ACL line of `docs/security.md`, plus what the near-cache sends.
+const NEAR_RULES: &str = "~meridian:* resetchannels -@all +get +set +unlink +scan +evalsha +eval +type +client|tracking +client|caching +pttl";
+
+#[tokio::test]
+async fn the_documented_acl_line_suffices_for_the_near_cache() {
+    let server = RedisServer::start();
+    let mut cmd = redis::cmd("ACL");
+    cmd.arg("SETUSER").arg("cache").arg("on").arg(">cache-pw");
+    for rule in NEAR_RULES.split_whitespace() {
+        cmd.arg(rule);
+    }
+    let () = cmd.query(&mut server.connection()).expect("ACL SETUSER");
+    let as_cache = || {
+        Runtime::new(
+            Config::builder()
+                .redis_enabled(true)
+                .redis_url(server.url())
+                .redis_username("cache")
+                .redis_password("cache-pw")
+                .build()
+                .expect("valid config"),
+        )
+    };
+    let (rt, other) = (as_cache(), as_cache());
+    let (epoch, calls) = (Epoch::default(), Calls::default());
+    let req = NatalRequest::new("1990-01-04");
+    natal(&req, &rt, &epoch, &calls).await;
+    assert!(rt.flush(SETTLE).await);
+    let before = gets(&server);
+    for _ in 0..10 {
+        natal(&req, &rt, &epoch, &calls).await;
+    }
+    assert_eq!(gets(&server), before + 1, "one GET, then the copy");
+    epoch.0.store(1, Ordering::SeqCst);
+    other.clear("natal", "v1").await.expect("clear");
+    natal(&req, &other, &epoch, &calls).await;
+    assert!(other.flush(SETTLE).await);
+    until_value(&rt, &req, &epoch, &calls, 1).await;
+    let denied: Vec<redis::Value> = redis::cmd("ACL")
+        .arg("LOG")
+        .query(&mut server.connection())
+        .expect("ACL LOG");
+    assert!(denied.is_empty(), "{denied:?}");
+}

@@ -170,3 +170,39 @@ async fn the_documented_acl_line_suffices_for_the_near_cache() {
         .expect("ACL LOG");
     assert!(denied.is_empty(), "{denied:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runtimes_alternating_writes_and_reads_never_read_a_stale_copy() {
+    let server = RedisServer::start();
+    let runtimes = [runtime(&server), runtime(&server)];
+    let (epoch, calls) = (Epoch::default(), Calls::default());
+    let reqs: Vec<NatalRequest> = (1..=5)
+        .map(|day| NatalRequest::new(&format!("1991-01-{day:02}")))
+        .collect();
+    let mut stale = 0;
+    for round in 1..=100_u64 {
+        let (writer, reader) = (
+            &runtimes[(round % 2) as usize],
+            &runtimes[1 - (round % 2) as usize],
+        );
+        // A write: the domain cleared and every key computed anew.
+        epoch.0.store(round, Ordering::SeqCst);
+        writer.clear("natal", "v1").await.expect("clear");
+        for req in &reqs {
+            assert_eq!(natal(req, writer, &epoch, &calls).await.0, round);
+        }
+        assert!(writer.flush(SETTLE).await);
+        // The other process reads every key, each already in its copy.
+        for req in &reqs {
+            if natal(req, reader, &epoch, &calls).await.0 != round {
+                stale += 1;
+            }
+        }
+    }
+    assert_eq!(stale, 0, "stale reads out of 500");
+    assert_eq!(
+        calls.get(),
+        500,
+        "the readers computed nothing: they read the writers' values"
+    );
+}

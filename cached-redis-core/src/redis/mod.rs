@@ -318,7 +318,14 @@ impl Redis {
     /// as long as it takes.
     pub(crate) async fn clear(&self, prefix: &str) -> Result<u64, RedisError> {
         let Health::PerNode { nodes, .. } = &self.health else {
-            return self.clear_on(None, prefix).await;
+            let removed = self.clear_on(None, prefix).await;
+            // This process's copies go too, at once: the server's
+            // invalidations of them are still on their way, and the caller
+            // may read right after.
+            if let Some(near) = &self.near {
+                near.reset();
+            }
+            return removed;
         };
         // No cluster-wide SCAN: walk each primary the cluster names now.
         let io = io().ok_or(RedisError::NoIoThread)?;

@@ -206,3 +206,22 @@ async fn two_runtimes_alternating_writes_and_reads_never_read_a_stale_copy() {
         "the readers computed nothing: they read the writers' values"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_delete_by_another_client_reaches_the_copy() {
+    let server = RedisServer::start();
+    let rt = runtime(&server);
+    let (epoch, calls) = (Epoch::default(), Calls::default());
+    let req = NatalRequest::new("1990-01-09");
+    natal(&req, &rt, &epoch, &calls).await;
+    assert!(rt.flush(SETTLE).await);
+    natal(&req, &rt, &epoch, &calls).await;
+    natal(&req, &rt, &epoch, &calls).await;
+    epoch.0.store(1, Ordering::SeqCst);
+    let key = keys(&server, "meridian:*").remove(0);
+    let _: i64 = redis::cmd("DEL")
+        .arg(&key)
+        .query(&mut server.connection())
+        .unwrap();
+    until_value(&rt, &req, &epoch, &calls, 1).await;
+}

@@ -297,6 +297,8 @@ enum Imp {
     FloorCluster,
     OursCluster,
     OursNear,
+    /// Redis off: the memory cache serves (the ceiling of any in-process copy).
+    OursMemory,
 }
 
 impl Imp {
@@ -311,6 +313,7 @@ impl Imp {
             Imp::FloorCluster => "floor, cluster",
             Imp::OursCluster => "ours, cluster",
             Imp::OursNear => "ours, near",
+            Imp::OursMemory => "ours, memory",
         }
     }
 
@@ -326,6 +329,7 @@ impl Imp {
             Imp::FloorCluster => floor(FLOOR_CLUSTER.get().expect("connected"), req).await,
             Imp::OursCluster => ours_cluster(req).await,
             Imp::OursNear => ours_near(req).await,
+            Imp::OursMemory => ours_memory(req).await,
         };
         result.expect("every implementation answers")
     }
@@ -769,7 +773,7 @@ fn near(workers: &tokio::runtime::Runtime, url: &str, config: &Config) {
             .expect("valid config"),
     );
     NEAR.set(runtime).map_err(drop).expect("set once");
-    let imps = [Imp::Floor, Imp::Ours, Imp::OursNear];
+    let imps = [Imp::Floor, Imp::Ours, Imp::OursNear, Imp::OursMemory];
     workers.block_on(async {
         warm(&imps).await;
         assert!(NEAR.get().expect("set").flush(Duration::from_secs(5)).await);

@@ -127,7 +127,8 @@ async fn a_lost_connection_empties_the_copy() {
 }
 
 /// The single-node ACL line of `docs/security.md`, plus what the near-cache sends.
-const NEAR_RULES: &str = "~meridian:* resetchannels -@all +get +set +unlink +scan +evalsha +eval +type +client|tracking +client|caching +pttl";
+const NEAR_RULES: &str =
+    "~meridian:* resetchannels -@all +get +set +unlink +scan +evalsha +eval +type +client|tracking";
 
 #[tokio::test]
 async fn the_documented_acl_line_suffices_for_the_near_cache() {

@@ -34,6 +34,7 @@ mod global;
 mod io;
 mod key;
 mod memory;
+mod near;
 mod park;
 mod policy;
 mod redis;

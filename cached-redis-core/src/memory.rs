@@ -167,6 +167,11 @@ impl MemoryStore {
         self.cache.insert(key.to_vec(), Entry::new(bytes, ttl));
     }
 
+    /// Removes `key`'s entry, if any.
+    pub(crate) fn remove(&self, key: &[u8]) {
+        self.cache.remove(key);
+    }
+
     /// Removes every key starting with `prefix`.
     pub(crate) fn remove_prefix(&self, prefix: &[u8]) {
         self.cache.retain(|key, _| !key.starts_with(prefix));

@@ -21,6 +21,7 @@ use crate::envelope::{self, EnvelopeError};
 use crate::io::io;
 use crate::key::CallKey;
 use crate::memory::Bytes;
+use crate::near::NearCache;
 use crate::redis::RedisError;
 use crate::signing::Signer;
 use crate::telemetry::{Corrupt, Outcome, Read};
@@ -122,6 +123,18 @@ impl Invalid {
     }
 }
 
+/// A near-cache copy: validated when it was read, so opened like memory's.
+fn near_hit<T: DeserializeOwned>(copies: &NearCache, call: &Call<'_>) -> Option<Found<T>> {
+    let bytes = copies.lookup(call.key.exact())?;
+    let opened = decoded(envelope::open_held(&bytes, Postcard::ID).ok()?).ok()?;
+    Some(Found {
+        fresh_until_ms: opened.fresh_until_ms(),
+        value: opened.value,
+        outcome: Outcome::RedisHit,
+        sealed: Sealed::Shared(bytes),
+    })
+}
+
 impl CallPath {
     pub(super) async fn lookup<T: DeserializeOwned>(&self, call: &Call<'_>) -> Option<Found<T>> {
         let Some(redis) = &self.redis else {
@@ -130,13 +143,19 @@ impl CallPath {
         if let Some(found) = self.in_flight(call) {
             return Some(found);
         }
+        // The near-cache: a copy Redis has not said changed; else a read
+        // through the tracking connection, whose copy is kept if no change
+        // came in meanwhile (`epoch`).
+        let near = call.near.zip(redis.near());
+        if let Some((_, copies)) = near
+            && let Some(found) = near_hit(copies, call)
+        {
+            return Some(found);
+        }
+        let epoch = near.map(|(_, copies)| copies.epoch());
         let started = Instant::now();
-        let read = match call.near {
-            Some(bound) => {
-                redis
-                    .get_near(call.key.as_bytes(), bound.min(call.ttl))
-                    .await
-            }
+        let read = match near {
+            Some(_) => redis.get_tracked(call.key.as_bytes()).await,
             None => redis.get(call.key.as_bytes()).await,
         };
         let took = started.elapsed();
@@ -145,7 +164,22 @@ impl CallPath {
             Ok(Some(bytes)) => match open(&bytes, &call.key, self.signer.as_ref()) {
                 Ok(opened) => {
                     stats.read(Read::Hit, took);
-                    let sealed = self.remember(call, bytes, &opened);
+                    let mut sealed = self.remember(call, bytes, &opened);
+                    if let (Some((bound, copies)), Some(epoch)) = (near, epoch) {
+                        let left = opened.fresh_until_ms().saturating_sub(envelope::now_ms());
+                        if left > 0 {
+                            let shared = sealed.into_bytes();
+                            let ttl = Duration::from_millis(left).min(bound);
+                            copies.keep(
+                                epoch,
+                                call.key.exact(),
+                                call.key.as_bytes(),
+                                Arc::clone(&shared),
+                                ttl,
+                            );
+                            sealed = Sealed::Shared(shared);
+                        }
+                    }
                     return Some(Found {
                         fresh_until_ms: opened.fresh_until_ms(),
                         value: opened.value,

@@ -17,7 +17,7 @@ use crate::codec::{Codec, Postcard};
 use crate::envelope;
 use crate::io::io;
 use crate::memory::Bytes;
-use crate::redis::BreakerState;
+use crate::redis::{BreakerState, Redis};
 use crate::telemetry::Write;
 
 use super::lock::Lock;
@@ -112,6 +112,11 @@ impl CallPath {
             envelope::seal_signed(call.key.digest(), Postcard::ID, call.ttl, &body, signer).into();
         if let Some(memory) = &self.memory {
             memory.insert(call.key.exact(), Arc::clone(&bytes), call.kept_for());
+        }
+        // A copy of the old value must not outlive this write here, where
+        // the server's invalidation of it may still be on its way.
+        if let Some(copies) = self.redis.as_deref().and_then(Redis::near) {
+            copies.forget(call.key.exact());
         }
         let write = self.write_behind(call, &bytes, lock);
         // After the value is where a lookup finds it (memory, or the writes

@@ -12,13 +12,11 @@
 //! returning an authentication error forever — so a restarted server or a
 //! corrected password is picked up by the next attempt.
 
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use redis::aio::{AsyncPushSender, ConnectionLike, MultiplexedConnection, SendError};
-use redis::caching::{CacheConfig, CacheMode};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
@@ -31,6 +29,7 @@ use tokio::time::timeout;
 
 use super::sentinel::Sentinel;
 use crate::io::Io;
+use crate::near::NearCache;
 use crate::telemetry::Telemetry;
 
 /// What a connection attempt produced: a connection and its generation.
@@ -39,11 +38,11 @@ type Attempt = Option<Result<(Conn, u64), RedisError>>;
 /// How connections are made.
 pub(super) enum Connector {
     Node(Client),
-    /// A node over RESP3 with the redis crate's client-side cache (the
-    /// near-cache): tracked keys are invalidated by the server's pushes.
-    Near {
+    /// A node over RESP3 with `CLIENT TRACKING ON`: the server pushes the
+    /// keys read through it that change, and they leave the near-cache.
+    Tracking {
         client: Client,
-        entries: NonZeroUsize,
+        copies: Arc<NearCache>,
     },
     Sentinel(Sentinel),
     Cluster(Box<ClusterClient>),
@@ -85,20 +84,40 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// Drops a near-cache connection the moment it reports itself lost: its
-/// cache no longer hears of changes, so it must not answer another call.
-/// The next operation connects again, with an empty cache.
-struct OnDisconnect {
+/// What the tracking connection's pushes do: an invalidation drops the
+/// copies of the keys it names (all of them after a flush); the
+/// connection's loss drops the connection and every copy, since no change
+/// can reach them any more. Runs on the connection's driver, in order with
+/// its replies.
+struct Tracking {
     connection: Weak<Connection>,
     generation: u64,
+    copies: Weak<NearCache>,
 }
 
-impl AsyncPushSender for OnDisconnect {
+impl AsyncPushSender for Tracking {
     fn send(&self, info: PushInfo) -> Result<(), SendError> {
-        if info.kind == PushKind::Disconnection
-            && let Some(connection) = self.connection.upgrade()
-        {
-            connection.reset_generation(self.generation);
+        let Some(copies) = self.copies.upgrade() else {
+            return Ok(());
+        };
+        match info.kind {
+            PushKind::Invalidate => match info.data.first() {
+                Some(Value::Array(keys)) => {
+                    copies.invalidate(keys.iter().filter_map(|key| match key {
+                        Value::BulkString(key) => Some(&key[..]),
+                        _ => None,
+                    }))
+                }
+                // A null after FLUSHALL / FLUSHDB: every key changed.
+                _ => copies.clear(),
+            },
+            PushKind::Disconnection => {
+                if let Some(connection) = self.connection.upgrade() {
+                    connection.reset_generation(self.generation);
+                }
+                copies.clear();
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -204,19 +223,25 @@ impl Connection {
                     .get_multiplexed_async_connection_with_config(&config)
                     .await
                     .map(Conn::Node),
-                Connector::Near { client, entries } => {
-                    let cache = CacheConfig::new()
-                        .set_mode(CacheMode::OptIn)
-                        .set_size(*entries);
-                    let lost = OnDisconnect {
+                Connector::Tracking { client, copies } => {
+                    let pushes = Tracking {
                         connection: Arc::downgrade(&self),
                         generation,
+                        copies: Arc::downgrade(copies),
                     };
-                    let config = config.clone().set_cache_config(cache).set_push_sender(lost);
-                    client
+                    let config = config.clone().set_push_sender(pushes);
+                    let mut conn = client
                         .get_multiplexed_async_connection_with_config(&config)
-                        .await
-                        .map(Conn::Node)
+                        .await?;
+                    let () = redis::cmd("CLIENT")
+                        .arg("TRACKING")
+                        .arg("ON")
+                        .query_async(&mut conn)
+                        .await?;
+                    // Copies made through an earlier connection are not
+                    // tracked by this one.
+                    copies.clear();
+                    Ok(Conn::Node(conn))
                 }
                 Connector::Sentinel(sentinel) => sentinel.connect(&config).await.map(Conn::Node),
                 Connector::Cluster(client) => {
@@ -257,6 +282,7 @@ impl Connection {
         let mut slot = self.lock();
         if matches!(*slot, Slot::Ready(..)) {
             *slot = Slot::Empty;
+            self.forget_copies();
         }
     }
 
@@ -270,6 +296,15 @@ impl Connection {
         let mut slot = self.lock();
         if matches!(*slot, Slot::Ready(_, current) if current == generation) {
             *slot = Slot::Empty;
+            self.forget_copies();
+        }
+    }
+
+    /// A tracking connection given up may still be alive, but its pushes
+    /// are no longer heard: the copies it tracked go with it.
+    fn forget_copies(&self) {
+        if let Connector::Tracking { copies, .. } = &self.connector {
+            copies.clear();
         }
     }
 

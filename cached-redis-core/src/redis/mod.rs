@@ -15,13 +15,12 @@ mod error;
 mod sentinel;
 pub(crate) mod topology;
 
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ::redis::aio::ConnectionLike;
-use ::redis::{Cmd, CommandCacheConfig, Script, Value};
+use ::redis::{Cmd, Script, Value};
 use tokio::sync::Notify;
 
 pub use self::breaker::BreakerState;
@@ -34,6 +33,7 @@ use self::sentinel::Sentinel;
 use self::topology::Topology;
 use crate::config::Config;
 use crate::io::io;
+use crate::near::NearCache;
 use crate::telemetry::{Telemetry, WARN_EVERY};
 
 /// Keys removed per `UNLINK` while clearing a domain.
@@ -57,9 +57,10 @@ return 0";
 
 pub(crate) struct Redis {
     connection: Arc<Connection>,
-    /// The near-cache's connection (RESP3, client-side cache), made on
+    /// The near-cache, and the tracking connection it learns of changes
+    /// through (RESP3, made on first use); a single node's only.
     /// first use; a single node's only.
-    near: Option<Arc<Connection>>,
+    near: Option<Near>,
     health: Health,
     deadline: Duration,
     retries: u32,
@@ -67,6 +68,12 @@ pub(crate) struct Redis {
     telemetry: Arc<Telemetry>,
     delete_if_unchanged: Script,
     delete_if_not_string: Script,
+}
+
+/// The near-cache and its tracking connection.
+struct Near {
+    connection: Arc<Connection>,
+    copies: Arc<NearCache>,
 }
 
 /// Which breaker admits an operation.
@@ -124,18 +131,19 @@ impl Redis {
         );
         let near = match &config.topology {
             Topology::Single => {
-                let entries = usize::try_from(config.memory_capacity)
-                    .ok()
-                    .and_then(NonZeroUsize::new)
-                    .unwrap_or(NonZeroUsize::MIN);
-                Some(Arc::new(Connection::new(
-                    Connector::Near {
+                let copies = Arc::new(NearCache::new(
+                    config.memory_capacity,
+                    config.memory_max_bytes,
+                ));
+                let connection = Arc::new(Connection::new(
+                    Connector::Tracking {
                         client: credentials.resp3_client(config.redis_url.as_str())?,
-                        entries,
+                        copies: Arc::clone(&copies),
                     },
                     config.connect_timeout,
                     Arc::clone(&telemetry),
-                )))
+                ));
+                Some(Near { connection, copies })
             }
             _ => None,
         };
@@ -212,22 +220,24 @@ impl Redis {
         }
     }
 
-    /// `GET key` through the near-cache, when there is one (a single node):
-    /// served from this process's copy while the server has not said the
-    /// key changed, and for at most `bound`.
-    pub(crate) async fn get_near(
-        &self,
-        key: &[u8],
-        bound: Duration,
-    ) -> Result<Option<Vec<u8>>, RedisError> {
+    /// The near-cache, when there is one (a single node).
+    pub(crate) fn near(&self) -> Option<&NearCache> {
+        self.near.as_ref().map(|near| &*near.copies)
+    }
+
+    /// `GET key` through the tracking connection, so the server tells this
+    /// process when the key changes (see `near`); a plain `GET` without one.
+    pub(crate) async fn get_tracked(&self, key: &[u8]) -> Result<Option<Vec<u8>>, RedisError> {
         let Some(near) = &self.near else {
             return self.get(key).await;
         };
         let mut cmd = Cmd::new();
         cmd.arg("GET").arg(key);
-        cmd.set_cache_config(CommandCacheConfig::new().set_client_side_ttl(bound));
         let verdict = self.admit(key)?;
-        match verdict.judge(self.run_with(near, None, &cmd, self.deadline()).await)? {
+        let reply = self
+            .run_with(&near.connection, None, &cmd, self.deadline())
+            .await;
+        match verdict.judge(reply)? {
             Value::Nil => Ok(None),
             Value::BulkString(bytes) => Ok(Some(bytes)),
             _ => Err(RedisError::WrongType),
@@ -323,7 +333,7 @@ impl Redis {
             // invalidations of them are still on their way, and the caller
             // may read right after.
             if let Some(near) = &self.near {
-                near.reset();
+                near.copies.clear();
             }
             return removed;
         };
@@ -445,12 +455,13 @@ impl Redis {
     }
 
     /// Drops the connections, so the next operation starts from fresh ones
-    /// — the near-cache's with an empty cache: while the breaker was not
-    /// trusting Redis, no change reached it.
+    /// — and the near-cache's copies: while the breaker was not trusting
+    /// Redis, no change reached them.
     fn reset_connections(&self) {
         self.connection.reset();
         if let Some(near) = &self.near {
-            near.reset();
+            near.connection.reset();
+            near.copies.clear();
         }
     }
 

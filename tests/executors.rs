@@ -192,3 +192,50 @@ async fn a_cancelled_leader_frees_its_key_at_once() {
     );
     assert_eq!(calls.get(), 2);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_loop_of_memory_hits_lets_the_other_tasks_run() {
+    let rt = memory_runtime(&cached_redis_test_support::refused_url());
+    let calls = Calls::default();
+    let req = NatalRequest::new("1990-01-01");
+    natal(&req, &rt, &calls).await;
+    let other_ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&other_ran);
+    tokio::spawn(async move { flag.store(true, std::sync::atomic::Ordering::SeqCst) });
+    // Hits never wait on anything; on one thread, the spawned task runs
+    // only if the calls yield now and then.
+    let mut hits = 0;
+    while !other_ran.load(std::sync::atomic::Ordering::SeqCst) {
+        natal(&req, &rt, &calls).await;
+        hits += 1;
+        assert!(
+            hits < 10_000,
+            "10,000 hits without letting another task run"
+        );
+    }
+    assert_eq!(calls.get(), 1);
+}
+
+#[test]
+fn sync_calls_inside_a_task_never_wait_on_its_cooperative_budget() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        tokio.block_on(async {
+            let rt = memory_runtime(&cached_redis_test_support::refused_url());
+            let calls = Calls::default();
+            let req = NatalRequest::new("1990-01-01");
+            // Far more calls than a task's budget (128).
+            for _ in 0..1_000 {
+                assert_eq!(natal_sync(&req, &rt, &calls), compute_chart(&req));
+            }
+        });
+        let _ = done.send(());
+    });
+    assert!(
+        finished.recv_timeout(Duration::from_secs(30)).is_ok(),
+        "sync calls hung inside a task whose budget ran out"
+    );
+}

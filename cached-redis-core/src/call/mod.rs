@@ -106,6 +106,10 @@ where
         let (output, outcome) = poll_fn(|cx| trace.poll_in_span(run.as_mut(), cx)).await;
         stats.call(outcome);
         trace.finish(outcome);
+        // A hit in memory or the near-cache never waits: a task calling
+        // in a loop would hold its worker forever. Counted against tokio's
+        // cooperative budget, it yields now and then (no-op off tokio).
+        tokio::task::coop::consume_budget().await;
         output
     }
 }
@@ -125,13 +129,17 @@ where
     P: Policy,
     F: FnOnce() -> P::Output,
 {
-    crate::park::block_on(call_async(
+    // Outside tokio's cooperative budget: inside a task whose budget ran
+    // out, a tokio primitive (or the yield in `call_async`) would defer its
+    // wake-up to the task's next turn, which this blocked thread never
+    // gives it.
+    crate::park::block_on(tokio::task::unconstrained(call_async(
         runtime,
         site,
         input,
         policy,
         async move { body() },
-    ))
+    )))
 }
 
 impl CallPath {

@@ -195,15 +195,11 @@ impl<'a> Expansion<'a> {
             None => quote!(#private::Near::Default),
             Some(NearArg::Flag(true)) => quote!(#private::Near::On),
             Some(NearArg::Flag(false)) => quote!(#private::Near::Off),
+            // Checked like the other literals (a rejected one is reported
+            // there); this names the checked value.
             Some(NearArg::Within(_)) => {
                 let bound = item("NEAR");
-                // Checked like the other literals; a rejected one is
-                // reported there, and this uses its value.
-                if defined("NEAR") {
-                    quote!(#private::Near::Within(#bound))
-                } else {
-                    quote!(#private::Near::Default)
-                }
+                quote!(#private::Near::Within(#bound))
             }
         };
         let version = if defined("VERSION") {

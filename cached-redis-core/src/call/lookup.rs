@@ -21,7 +21,6 @@ use crate::envelope::{self, EnvelopeError};
 use crate::io::io;
 use crate::key::CallKey;
 use crate::memory::Bytes;
-use crate::near::NearCache;
 use crate::redis::RedisError;
 use crate::signing::Signer;
 use crate::telemetry::{Corrupt, Outcome, Read};
@@ -123,14 +122,14 @@ impl Invalid {
     }
 }
 
-/// A near-cache copy: validated when it was read, so opened like memory's.
-fn near_hit<T: DeserializeOwned>(copies: &NearCache, call: &Call<'_>) -> Option<Found<T>> {
-    let bytes = copies.lookup(call.key.exact())?;
+/// An entry this process holds (memory, or a near-cache copy) under the
+/// call's exact input, validated when it was taken: no digest to compare.
+fn held<T: DeserializeOwned>(bytes: Bytes, outcome: Outcome) -> Option<Found<T>> {
     let opened = decoded(envelope::open_held(&bytes, Postcard::ID).ok()?).ok()?;
     Some(Found {
         fresh_until_ms: opened.fresh_until_ms(),
         value: opened.value,
-        outcome: Outcome::RedisHit,
+        outcome,
         sealed: Sealed::Shared(bytes),
     })
 }
@@ -148,7 +147,9 @@ impl CallPath {
         // came in meanwhile (`epoch`).
         let near = call.near.zip(redis.near());
         if let Some((_, copies)) = near
-            && let Some(found) = near_hit(copies, call)
+            && let Some(found) = copies
+                .lookup(call.key.exact())
+                .and_then(|bytes| held(bytes, Outcome::RedisHit))
         {
             return Some(found);
         }
@@ -164,9 +165,10 @@ impl CallPath {
             Ok(Some(bytes)) => match open(&bytes, &call.key, self.signer.as_ref()) {
                 Ok(opened) => {
                     stats.read(Read::Hit, took);
+                    let fresh_until_ms = opened.fresh_until_ms();
                     let mut sealed = self.remember(call, bytes, &opened);
                     if let (Some((bound, copies)), Some(epoch)) = (near, epoch) {
-                        let left = opened.fresh_until_ms().saturating_sub(envelope::now_ms());
+                        let left = fresh_until_ms.saturating_sub(envelope::now_ms());
                         if left > 0 {
                             let shared = sealed.into_bytes();
                             let ttl = Duration::from_millis(left).min(bound);
@@ -181,7 +183,7 @@ impl CallPath {
                         }
                     }
                     return Some(Found {
-                        fresh_until_ms: opened.fresh_until_ms(),
+                        fresh_until_ms,
                         value: opened.value,
                         outcome: Outcome::RedisHit,
                         sealed,
@@ -271,15 +273,7 @@ impl CallPath {
         call: &Call<'_>,
         outcome: Outcome,
     ) -> Option<Found<T>> {
-        // Held under the call's exact input: no digest to compare.
-        let bytes = self.memory.as_ref()?.lookup(call.key.exact())?;
-        let opened = decoded(envelope::open_held(&bytes, Postcard::ID).ok()?).ok()?;
-        Some(Found {
-            fresh_until_ms: opened.fresh_until_ms(),
-            value: opened.value,
-            outcome,
-            sealed: Sealed::Shared(bytes),
-        })
+        held(self.memory.as_ref()?.lookup(call.key.exact())?, outcome)
     }
 
     /// Keeps a value read from Redis in memory for as long as it has left,

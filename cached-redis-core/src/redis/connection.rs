@@ -111,11 +111,12 @@ impl AsyncPushSender for Tracking {
                 // A null after FLUSHALL / FLUSHDB: every key changed.
                 _ => copies.clear(),
             },
+            // Dropping the connection drops its copies (`forget_copies`);
+            // if it was replaced already, they went with it then.
             PushKind::Disconnection => {
                 if let Some(connection) = self.connection.upgrade() {
                     connection.reset_generation(self.generation);
                 }
-                copies.clear();
             }
             _ => {}
         }

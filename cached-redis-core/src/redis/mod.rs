@@ -59,7 +59,6 @@ pub(crate) struct Redis {
     connection: Arc<Connection>,
     /// The near-cache, and the tracking connection it learns of changes
     /// through (RESP3, made on first use); a single node's only.
-    /// first use; a single node's only.
     near: Option<Near>,
     health: Health,
     deadline: Duration,
@@ -210,10 +209,20 @@ impl Redis {
 
     /// `GET key`: `None` when absent.
     pub(crate) async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, RedisError> {
+        self.get_on(&self.connection, key).await
+    }
+
+    /// [`get`](Self::get) on `connection`.
+    async fn get_on(
+        &self,
+        connection: &Arc<Connection>,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, RedisError> {
         let mut cmd = Cmd::new();
         cmd.arg("GET").arg(key);
         let verdict = self.admit(key)?;
-        match verdict.judge(self.run(&cmd, self.deadline()).await)? {
+        let reply = self.run_with(connection, None, &cmd, self.deadline()).await;
+        match verdict.judge(reply)? {
             Value::Nil => Ok(None),
             Value::BulkString(bytes) => Ok(Some(bytes)),
             _ => Err(RedisError::WrongType),
@@ -228,20 +237,11 @@ impl Redis {
     /// `GET key` through the tracking connection, so the server tells this
     /// process when the key changes (see `near`); a plain `GET` without one.
     pub(crate) async fn get_tracked(&self, key: &[u8]) -> Result<Option<Vec<u8>>, RedisError> {
-        let Some(near) = &self.near else {
-            return self.get(key).await;
-        };
-        let mut cmd = Cmd::new();
-        cmd.arg("GET").arg(key);
-        let verdict = self.admit(key)?;
-        let reply = self
-            .run_with(&near.connection, None, &cmd, self.deadline())
-            .await;
-        match verdict.judge(reply)? {
-            Value::Nil => Ok(None),
-            Value::BulkString(bytes) => Ok(Some(bytes)),
-            _ => Err(RedisError::WrongType),
-        }
+        let connection = self
+            .near
+            .as_ref()
+            .map_or(&self.connection, |near| &near.connection);
+        self.get_on(connection, key).await
     }
 
     /// `SET key bytes PX ttl`.
@@ -251,10 +251,8 @@ impl Redis {
         bytes: &[u8],
         ttl: Duration,
     ) -> Result<(), RedisError> {
-        // Redis rejects PX 0; a sub-millisecond TTL rounds up rather than failing.
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut cmd = Cmd::new();
-        cmd.arg("SET").arg(key).arg(bytes).arg("PX").arg(ttl_ms);
+        cmd.arg("SET").arg(key).arg(bytes).arg("PX").arg(px(ttl));
         let verdict = self.admit(key)?;
         verdict
             .judge(self.run(&cmd, self.deadline()).await)
@@ -268,14 +266,13 @@ impl Redis {
         value: &[u8],
         ttl: Duration,
     ) -> Result<bool, RedisError> {
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut cmd = Cmd::new();
         cmd.arg("SET")
             .arg(key)
             .arg(value)
             .arg("NX")
             .arg("PX")
-            .arg(ttl_ms);
+            .arg(px(ttl));
         let verdict = self.admit(key)?;
         match verdict.judge(self.run(&cmd, self.deadline()).await)? {
             Value::Nil => Ok(false),
@@ -360,8 +357,10 @@ impl Redis {
                 .arg(&pattern)
                 .arg("COUNT")
                 .arg(CLEAR_BATCH);
-            let (next, keys): (u64, Vec<Vec<u8>>) =
-                parse(self.run_on(node, &scan, self.deadline()).await?)?;
+            let (next, keys): (u64, Vec<Vec<u8>>) = parse(
+                self.run_with(&self.connection, node, &scan, self.deadline())
+                    .await?,
+            )?;
             for batch in keys.chunks(CLEAR_BATCH) {
                 // A cluster client splits a many-key UNLINK by slot.
                 let mut unlink = Cmd::new();
@@ -455,13 +454,12 @@ impl Redis {
     }
 
     /// Drops the connections, so the next operation starts from fresh ones
-    /// — and the near-cache's copies: while the breaker was not trusting
-    /// Redis, no change reached them.
+    /// — the tracking one with its copies (see `Connection::reset`): while
+    /// the breaker was not trusting Redis, no change reached them.
     fn reset_connections(&self) {
         self.connection.reset();
         if let Some(near) = &self.near {
             near.connection.reset();
-            near.copies.clear();
         }
     }
 
@@ -478,16 +476,6 @@ impl Redis {
     /// backoff, before the same deadline.
     async fn run(&self, cmd: &Cmd, deadline: Instant) -> Result<Value, RedisError> {
         self.run_with(&self.connection, None, cmd, deadline).await
-    }
-
-    /// [`run`](Self::run), sent to `node` rather than routed by key.
-    async fn run_on(
-        &self,
-        node: Option<&Node>,
-        cmd: &Cmd,
-        deadline: Instant,
-    ) -> Result<Value, RedisError> {
-        self.run_with(&self.connection, node, cmd, deadline).await
     }
 
     /// [`run`](Self::run) on `connection`, sent to `node` if given.
@@ -650,8 +638,7 @@ fn log_transition(
     let error = error.map(ToString::to_string);
     let telemetry = &redis.telemetry;
     // In a cluster, per node: one primary's news must not hide another's.
-    let subject = node.as_deref().unwrap_or("");
-    let every = WARN_EVERY;
+    let (subject, every) = (node.as_deref().unwrap_or(""), WARN_EVERY);
     match transition {
         Transition::Opened => {
             redis.reset_connections();
@@ -683,6 +670,12 @@ fn log_transition(
             );
         }),
     }
+}
+
+/// A TTL as `PX` milliseconds. Redis rejects `PX 0`: a sub-millisecond
+/// TTL rounds up rather than failing.
+fn px(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 /// Reads a reply as `T`.

@@ -18,32 +18,6 @@ async fn natal(req: &NatalRequest, rt: &Runtime, calls: &Calls) -> Chart {
     compute_chart(req)
 }
 
-/// The permissions `docs/security.md` documents, after `user cache on >…`.
-const CACHE_RULES: &str =
-    "~meridian:* resetchannels -@all +get +set +unlink +scan +evalsha +eval +type";
-
-fn acl_setuser(server: &RedisServer, user: &str, password: &str, rules: &str) {
-    let mut cmd = redis::cmd("ACL");
-    cmd.arg("SETUSER")
-        .arg(user)
-        .arg("reset")
-        .arg("on")
-        .arg(format!(">{password}"));
-    for rule in rules.split_whitespace() {
-        cmd.arg(rule);
-    }
-    let () = cmd.query(&mut server.connection()).expect("ACL SETUSER");
-}
-
-/// Commands the server denied, as `ACL LOG` shows them.
-fn denied(server: &RedisServer) -> Vec<String> {
-    let entries: Vec<redis::Value> = redis::cmd("ACL")
-        .arg("LOG")
-        .query(&mut server.connection())
-        .expect("ACL LOG");
-    entries.iter().map(|entry| format!("{entry:?}")).collect()
-}
-
 fn runtime_as(server: &RedisServer, user: &str, password: &str) -> Runtime {
     runtime_with(server, user, password, |config| config)
 }
@@ -116,7 +90,11 @@ async fn the_documented_acl_line_suffices_for_the_whole_cycle() {
     );
     assert!(keys(&server, "meridian:*").is_empty());
     assert_eq!(calls.get(), 3, "one computation, then one per purged entry");
-    assert!(denied(&server).is_empty(), "denied: {:?}", denied(&server));
+    assert!(
+        acl_log(&server).is_empty(),
+        "denied: {:?}",
+        acl_log(&server)
+    );
     let clients: String = redis::cmd("CLIENT")
         .arg("LIST")
         .query(&mut server.connection())

@@ -144,7 +144,15 @@ async fn clear_walks_every_primary_and_spares_other_domains() {
     ) == 10));
 
     let removed = rt.clear("natal", "v1").await.expect("clear");
-    assert_eq!(removed, KEYS as u64, "the count covers every primary");
+    let left: Vec<usize> = cluster
+        .nodes()
+        .iter()
+        .map(|node| node_keys(node, "meridian:v1:natal:*").len())
+        .collect();
+    assert_eq!(
+        removed, KEYS as u64,
+        "the count covers every primary; natal keys left per node: {left:?}"
+    );
     assert_eq!(all_keys(&cluster, "meridian:v1:natal:*"), 0);
     assert_eq!(all_keys(&cluster, "meridian:v1:transit:*"), 10);
 }
@@ -385,19 +393,13 @@ async fn a_slot_migrated_during_traffic_costs_no_error_and_no_wrong_value() {
     assert_eq!(calls.get(), KEYS, "every value still came from the cache");
 }
 
-/// The single-node ACL line of `docs/security.md`, plus the slot map.
-const CLUSTER_RULES: &str = "~meridian:* resetchannels -@all +get +set +unlink +scan +evalsha +eval +type +cluster|slots +ping";
-
 #[tokio::test]
 async fn the_documented_acl_line_suffices_on_every_node() {
     let cluster = RedisCluster::start(3);
+    // The documented line, plus the slot map and the client's node checks.
+    let rules = format!("{CACHE_RULES} +cluster|slots +ping");
     for node in cluster.nodes() {
-        let mut cmd = redis::cmd("ACL");
-        cmd.arg("SETUSER").arg("cache").arg("on").arg(">cache-pw");
-        for rule in CLUSTER_RULES.split_whitespace() {
-            cmd.arg(rule);
-        }
-        let () = cmd.query(&mut node.connection()).expect("ACL SETUSER");
+        acl_setuser(node, "cache", "cache-pw", &rules);
     }
     let as_cache = || {
         Runtime::new(
@@ -430,10 +432,7 @@ async fn the_documented_acl_line_suffices_on_every_node() {
         KEYS as u64
     );
     for node in cluster.nodes() {
-        let denied: Vec<redis::Value> = redis::cmd("ACL")
-            .arg("LOG")
-            .query(&mut node.connection())
-            .expect("ACL LOG");
+        let denied = acl_log(node);
         assert!(denied.is_empty(), "node {}: {denied:?}", node.port());
         let clients: String = redis::cmd("CLIENT")
             .arg("LIST")

@@ -126,19 +126,12 @@ async fn a_lost_connection_empties_the_copy() {
     until_value(&rt, &req, &epoch, &calls, 1).await;
 }
 
-/// The single-node ACL line of `docs/security.md`, plus what the near-cache sends.
-const NEAR_RULES: &str =
-    "~meridian:* resetchannels -@all +get +set +unlink +scan +evalsha +eval +type +client|tracking";
-
 #[tokio::test]
 async fn the_documented_acl_line_suffices_for_the_near_cache() {
     let server = RedisServer::start();
-    let mut cmd = redis::cmd("ACL");
-    cmd.arg("SETUSER").arg("cache").arg("on").arg(">cache-pw");
-    for rule in NEAR_RULES.split_whitespace() {
-        cmd.arg(rule);
-    }
-    let () = cmd.query(&mut server.connection()).expect("ACL SETUSER");
+    // The documented line, plus what the near-cache sends.
+    let rules = format!("{CACHE_RULES} +client|tracking");
+    acl_setuser(&server, "cache", "cache-pw", &rules);
     let as_cache = || {
         Runtime::new(
             Config::builder()
@@ -165,10 +158,7 @@ async fn the_documented_acl_line_suffices_for_the_near_cache() {
     natal(&req, &other, &epoch, &calls).await;
     assert!(other.flush(SETTLE).await);
     until_value(&rt, &req, &epoch, &calls, 1).await;
-    let denied: Vec<redis::Value> = redis::cmd("ACL")
-        .arg("LOG")
-        .query(&mut server.connection())
-        .expect("ACL LOG");
+    let denied = acl_log(&server);
     assert!(denied.is_empty(), "{denied:?}");
 }
 

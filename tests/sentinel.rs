@@ -18,20 +18,13 @@ async fn natal(req: &NatalRequest, rt: &Runtime, calls: &Calls) -> Chart {
     compute_chart(req)
 }
 
-/// The single-node ACL line of `docs/security.md`, plus the master check.
-const SENTINEL_RULES: &str =
-    "~meridian:* resetchannels -@all +get +set +unlink +scan +evalsha +eval +type +role";
-
-/// Every data node gets the cache's ACL user (a replica promoted later
-/// must know it too; ACLs are not replicated).
+/// Every data node gets the cache's ACL user — the documented line, plus
+/// the master check — (a replica promoted later must know it too; ACLs are
+/// not replicated).
 fn with_cache_user(group: &RedisSentinel) {
+    let rules = format!("{CACHE_RULES} +role");
     for node in group.nodes() {
-        let mut cmd = redis::cmd("ACL");
-        cmd.arg("SETUSER").arg("cache").arg("on").arg(">cache-pw");
-        for rule in SENTINEL_RULES.split_whitespace() {
-            cmd.arg(rule);
-        }
-        let () = cmd.query(&mut node.connection()).expect("ACL SETUSER");
+        acl_setuser(node, "cache", "cache-pw", &rules);
     }
 }
 
@@ -48,13 +41,6 @@ fn sentinel_runtime(group: &RedisSentinel) -> Runtime {
             .build()
             .expect("valid config"),
     )
-}
-
-fn denied(node: &RedisServer) -> Vec<redis::Value> {
-    redis::cmd("ACL")
-        .arg("LOG")
-        .query(&mut node.connection())
-        .expect("ACL LOG")
 }
 
 fn request(i: usize) -> NatalRequest {
@@ -148,7 +134,7 @@ async fn caching_resumes_on_the_promoted_replica_after_the_master_dies() {
         compute_chart(&request(1))
     );
     assert_eq!(fresh.stats().total.redis_hits, 1);
-    assert!(denied(replica).is_empty(), "{:?}", denied(replica));
+    assert!(acl_log(replica).is_empty(), "{:?}", acl_log(replica));
 }
 
 /// `READONLY` replies `node` has sent (`INFO errorstats`).

@@ -202,3 +202,30 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The permissions `docs/security.md` documents, after `user cache on >…`.
+pub const CACHE_RULES: &str =
+    "~meridian:* resetchannels -@all +get +set +unlink +scan +evalsha +eval +type";
+
+/// Creates (or replaces) the ACL user `user` with `password` and `rules`.
+pub fn acl_setuser(server: &RedisServer, user: &str, password: &str, rules: &str) {
+    let mut cmd = redis::cmd("ACL");
+    cmd.arg("SETUSER")
+        .arg(user)
+        .arg("reset")
+        .arg("on")
+        .arg(format!(">{password}"));
+    for rule in rules.split_whitespace() {
+        cmd.arg(rule);
+    }
+    let () = cmd.query(&mut server.connection()).expect("ACL SETUSER");
+}
+
+/// Commands the server denied, as `ACL LOG` shows them.
+pub fn acl_log(server: &RedisServer) -> Vec<String> {
+    let entries: Vec<redis::Value> = redis::cmd("ACL")
+        .arg("LOG")
+        .query(&mut server.connection())
+        .expect("ACL LOG");
+    entries.iter().map(|entry| format!("{entry:?}")).collect()
+}

@@ -923,6 +923,11 @@ async fn cpu_bound(body: &[u8]) {
         })
         .await,
     );
+    let chart: Chart = postcard::from_bytes(body).expect("decodes");
+    row(
+        "  cloning the value instead",
+        cpu_p50(5_000, |_| std::future::ready(chart.clone())).await,
+    );
     row(
         "key build + envelope seal + open (1 KB)",
         cpu_p50(5_000, |i| std::future::ready(key_and_envelope(body, i))).await,

@@ -107,6 +107,22 @@ where
     vec![t.clone(), t]
 }
 
+/// A value that borrows for a lifetime: served from memory by decoding (a
+/// decoded copy needs `'static`), and must still compile.
+#[redis_cached(domain = "lifetime")]
+fn with_lifetime<'a>(text: &'a str) -> std::borrow::Cow<'a, str> {
+    std::borrow::Cow::Borrowed(text)
+}
+
+/// Not `Clone`: decoded on every hit.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct NotClone(u32);
+
+#[redis_cached(domain = "not-clone")]
+fn not_clone(x: u32) -> NotClone {
+    NotClone(x)
+}
+
 fn serde_json_like<U: Serialize>(_: &U) -> usize {
     0
 }
@@ -143,6 +159,10 @@ async fn every_shape_runs() {
     assert!(uses_question_mark("x".into()).await.is_err());
     assert_eq!(custom_key("abc", true, &Arc::new(String::new())), 4);
     assert_eq!(generic(1_u8, "u"), vec![1, 1]);
+    assert_eq!(with_lifetime("twice"), "twice");
+    assert_eq!(with_lifetime("twice"), "twice");
+    assert_eq!(not_clone(5), NotClone(5));
+    assert_eq!(not_clone(5), NotClone(5));
     let service = Impl(Runtime::new(Config::default()));
     assert_eq!(service.handle(1), 2);
     assert_eq!(service.handle(1), 2);

@@ -50,6 +50,41 @@ async fn flag_off_never_connects_and_memory_serves() {
     assert!(recorder.connections() > 0);
 }
 
+#[redis_cached(domain = "names", ttl = 60, runtime = rt, skip(rt, calls))]
+fn names(prefix: &str, rt: &Runtime, calls: &Calls) -> Vec<String> {
+    calls.bump();
+    vec![format!("{prefix}-a"), format!("{prefix}-b")]
+}
+
+/// Not `Clone`: memory decodes it on every hit instead of cloning a copy.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Opaque(Vec<String>);
+
+#[redis_cached(domain = "opaque", ttl = 60, runtime = rt, skip(rt, calls))]
+fn opaque(prefix: &str, rt: &Runtime, calls: &Calls) -> Opaque {
+    calls.bump();
+    Opaque(vec![prefix.to_owned()])
+}
+
+#[test]
+fn memory_hits_are_values_of_their_own() {
+    let rt = memory_runtime(&refused_url());
+    let calls = Calls::default();
+    let mut first = names("x", &rt, &calls);
+    // What one caller does with its value never reaches the next caller's.
+    first.push("mine".into());
+    first[0].push_str("-changed");
+    for _ in 0..3 {
+        assert_eq!(names("x", &rt, &calls), ["x-a", "x-b"]);
+    }
+    assert_eq!(names("y", &rt, &calls), ["y-a", "y-b"]);
+    for _ in 0..3 {
+        assert_eq!(opaque("z", &rt, &calls), Opaque(vec!["z".into()]));
+    }
+    assert_eq!(calls.get(), 3, "one computation per input");
+    assert_eq!(rt.stats().total.memory_hits, 5);
+}
+
 #[test]
 fn without_memory_fallback_the_body_always_runs() {
     let recorder = ConnectionRecorder::start();

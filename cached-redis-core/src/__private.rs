@@ -14,7 +14,8 @@ use serde::Serialize;
 pub use crate::call::{Near, Site, SiteOptions, call_async, call_sync};
 pub use crate::key::{DEFAULT_HASH_LEN, DEFAULT_VERSION, KeyInput};
 pub use crate::policy::{
-    OkOnly, Plain, Policy, Probe, ProbeNone, SomeOnly, ViaOption, ViaPlain, ViaResult,
+    Cloned, Copier, Copies, OkOnly, Plain, Policy, Probe, ProbeNone, SomeOnly, ViaClone, ViaDecode,
+    ViaOption, ViaPlain, ViaResult,
 };
 pub use crate::runtime::Runtime;
 pub use std::any::type_name_of_val;

@@ -10,10 +10,31 @@ use quick_cache::Weighter;
 use quick_cache::sync::{Cache, EntryAction, EntryResult};
 
 use crate::envelope;
+use crate::policy::Decoded;
 
 /// Sealed envelope bytes, shared between the memory cache, a write in
 /// flight and the callers waiting on a flight.
 pub(crate) type Bytes = Arc<[u8]>;
+
+/// What memory holds of an entry: its sealed bytes, and, for a function
+/// whose value is `Clone`, the value decoded from them — a hit clones it
+/// instead of decoding the bytes again.
+#[derive(Clone)]
+pub(crate) struct Held {
+    pub(crate) bytes: Bytes,
+    pub(crate) decoded: Option<Decoded>,
+}
+
+impl Held {
+    /// Bytes alone: decoded on every hit.
+    #[cfg(test)]
+    pub(crate) fn bytes(bytes: Bytes) -> Held {
+        Held {
+            bytes,
+            decoded: None,
+        }
+    }
+}
 
 /// At most `capacity` entries and `max_bytes` bytes, each entry expiring at
 /// its own TTL.
@@ -30,9 +51,11 @@ pub(crate) struct MemoryStore {
     taken: Taken,
 }
 
-/// An entry weighs its bytes (key, value and bookkeeping), and at least a
-/// share of the byte bound as large as one entry's share of the entry
-/// bound: so the weight capacity, the byte bound, bounds both.
+/// An entry weighs its bytes (key, value and bookkeeping; a decoded copy
+/// counted as large as the sealed value, which its heap size is close to
+/// for the types a cache holds), and at least a share of the byte bound
+/// as large as one entry's share of the entry bound: so the weight
+/// capacity, the byte bound, bounds both.
 #[derive(Clone)]
 struct Weight {
     at_least: u64,
@@ -43,7 +66,8 @@ const ENTRY_OVERHEAD: u64 = 96;
 
 impl Weighter<Vec<u8>, Entry> for Weight {
     fn weight(&self, key: &Vec<u8>, entry: &Entry) -> u64 {
-        let bytes = (key.len() + entry.bytes.len()) as u64 + ENTRY_OVERHEAD;
+        let copies = 1 + usize::from(entry.held.decoded.is_some());
+        let bytes = (key.len() + copies * entry.held.bytes.len()) as u64 + ENTRY_OVERHEAD;
         bytes.max(self.at_least)
     }
 }
@@ -67,21 +91,21 @@ const HEADER: usize = envelope::HEADER_LEN;
 
 #[derive(Clone)]
 struct Entry {
-    bytes: Bytes,
+    held: Held,
     expires: Instant,
 }
 
 const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 impl Entry {
-    fn new(bytes: Bytes, ttl: Duration) -> Entry {
+    fn new(held: Held, ttl: Duration) -> Entry {
         let now = Instant::now();
         // A TTL past what the clock can count is cut to a century.
         let expires = [ttl, CENTURY]
             .into_iter()
             .find_map(|ttl| now.checked_add(ttl))
             .unwrap_or(now);
-        Entry { bytes, expires }
+        Entry { held, expires }
     }
 
     fn live(&self, now: Instant) -> bool {
@@ -118,7 +142,7 @@ impl MemoryStore {
         }
         let held = self
             .lookup(key)
-            .is_some_and(|held| held.get(..HEADER) == entry.get(..HEADER));
+            .is_some_and(|held| held.bytes.get(..HEADER) == entry.get(..HEADER));
         if held {
             self.taken.slot(digest).store(print, Ordering::Relaxed);
         }
@@ -130,14 +154,14 @@ impl MemoryStore {
     /// memory never goes back in time. An entry evicted since it was taken
     /// is not taken again while Redis keeps serving it: the fallback is best
     /// effort, and so is a take that would wait for another one of the key.
-    pub(crate) fn take(&self, key: &[u8], digest: &[u8; 32], entry: Bytes, ttl: Duration) {
-        let (print, created) = (fingerprint(&entry), created_at(&entry));
+    pub(crate) fn take(&self, key: &[u8], digest: &[u8; 32], entry: Held, ttl: Duration) {
+        let (print, created) = (fingerprint(&entry.bytes), created_at(&entry.bytes));
         let slot = self.taken.slot(digest);
         let mut new = Some(Entry::new(entry, ttl));
         // Under the shard's lock: concurrent takes of one key cannot leave
         // memory and the table disagreeing.
         let result = self.cache.entry(key, Some(Duration::ZERO), |_, held| {
-            let newer_held = held.live(Instant::now()) && created_at(&held.bytes) > created;
+            let newer_held = held.live(Instant::now()) && created_at(&held.held.bytes) > created;
             if let Some(new) = new.take().filter(|_| !newer_held) {
                 *held = new;
                 slot.store(print, Ordering::Relaxed);
@@ -151,20 +175,20 @@ impl MemoryStore {
         }
     }
 
-    /// The bytes under `key`, unless absent or expired.
-    pub(crate) fn lookup(&self, key: &[u8]) -> Option<Bytes> {
+    /// The entry under `key`, unless absent or expired.
+    pub(crate) fn lookup(&self, key: &[u8]) -> Option<Held> {
         let entry = self.cache.get(key)?;
         let now = Instant::now();
         if entry.live(now) {
-            return Some(entry.bytes);
+            return Some(entry.held);
         }
         self.cache.remove_if(key, |entry| !entry.live(now));
         None
     }
 
-    /// Stores `bytes` under `key` until `ttl` passes (or eviction).
-    pub(crate) fn insert(&self, key: &[u8], bytes: Bytes, ttl: Duration) {
-        self.cache.insert(key.to_vec(), Entry::new(bytes, ttl));
+    /// Stores `held` under `key` until `ttl` passes (or eviction).
+    pub(crate) fn insert(&self, key: &[u8], held: Held, ttl: Duration) {
+        self.cache.insert(key.to_vec(), Entry::new(held, ttl));
     }
 
     /// Removes `key`'s entry, if any.
@@ -219,8 +243,16 @@ mod tests {
     #[test]
     fn entries_expire_at_their_own_ttl() {
         let store = MemoryStore::new(10, 1 << 20);
-        store.insert(b"short", vec![1].into(), Duration::from_millis(30));
-        store.insert(b"long", vec![2].into(), Duration::from_secs(60));
+        store.insert(
+            b"short",
+            Held::bytes(vec![1].into()),
+            Duration::from_millis(30),
+        );
+        store.insert(
+            b"long",
+            Held::bytes(vec![2].into()),
+            Duration::from_secs(60),
+        );
         let deadline = Instant::now() + Duration::from_secs(5);
         while store.lookup(b"short").is_some() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
@@ -235,7 +267,7 @@ mod tests {
         for i in 0..1000 {
             store.insert(
                 format!("k{i}").as_bytes(),
-                vec![0].into(),
+                Held::bytes(vec![0].into()),
                 Duration::from_secs(60),
             );
         }
@@ -250,7 +282,7 @@ mod tests {
             let key = format!("k{i}");
             store.insert(
                 key.as_bytes(),
-                vec![0; 1024].into(),
+                Held::bytes(vec![0; 1024].into()),
                 Duration::from_secs(60),
             );
         }
@@ -267,29 +299,47 @@ mod tests {
             let mut bytes = vec![0_u8; 64];
             bytes[40] = created_at;
             bytes[60] = crc;
-            Bytes::from(bytes)
+            Held::bytes(Bytes::from(bytes))
         };
-        assert!(!store.holds(b"k", &digest, &sealed(1, 1)));
+        assert!(!store.holds(b"k", &digest, &sealed(1, 1).bytes));
         store.take(b"k", &digest, sealed(1, 1), Duration::from_secs(60));
-        assert!(store.holds(b"k", &digest, &sealed(1, 1)));
-        assert_eq!(store.lookup(b"k"), Some(sealed(1, 1)));
-        assert!(!store.holds(b"k", &digest, &sealed(2, 1)), "newer");
-        assert!(!store.holds(b"k", &digest, &sealed(1, 2)), "another body");
+        assert!(store.holds(b"k", &digest, &sealed(1, 1).bytes));
+        assert_eq!(
+            store.lookup(b"k").map(|held| held.bytes),
+            Some(sealed(1, 1).bytes)
+        );
+        assert!(!store.holds(b"k", &digest, &sealed(2, 1).bytes), "newer");
+        assert!(
+            !store.holds(b"k", &digest, &sealed(1, 2).bytes),
+            "another body"
+        );
         // Another key in the same slot: found by a lookup, then by the slot.
         store.take(b"other", &digest, sealed(9, 9), Duration::from_secs(60));
-        assert!(store.holds(b"k", &digest, &sealed(1, 1)));
-        assert!(store.holds(b"other", &digest, &sealed(9, 9)));
+        assert!(store.holds(b"k", &digest, &sealed(1, 1).bytes));
+        assert!(store.holds(b"other", &digest, &sealed(9, 9).bytes));
         store.take(b"k", &digest, sealed(2, 1), Duration::from_secs(60));
-        assert_eq!(store.lookup(b"k"), Some(sealed(2, 1)), "replaced");
+        assert_eq!(
+            store.lookup(b"k").map(|held| held.bytes),
+            Some(sealed(2, 1).bytes),
+            "replaced"
+        );
         store.take(b"k", &digest, sealed(1, 5), Duration::from_secs(60));
-        assert_eq!(store.lookup(b"k"), Some(sealed(2, 1)), "never back in time");
+        assert_eq!(
+            store.lookup(b"k").map(|held| held.bytes),
+            Some(sealed(2, 1).bytes),
+            "never back in time"
+        );
     }
 
     #[test]
     fn remove_prefix_leaves_other_domains() {
         let store = MemoryStore::new(10, 1 << 20);
         for key in ["ns:v1:a:1", "ns:v1:a:2", "ns:v1:ab:1", "ns:v2:a:1"] {
-            store.insert(key.as_bytes(), vec![0].into(), Duration::from_secs(60));
+            store.insert(
+                key.as_bytes(),
+                Held::bytes(vec![0].into()),
+                Duration::from_secs(60),
+            );
         }
         store.remove_prefix(b"ns:v1:a:");
         assert!(store.lookup(b"ns:v1:a:1").is_none());

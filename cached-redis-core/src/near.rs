@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::memory::{Bytes, MemoryStore};
+use crate::memory::{Held, MemoryStore};
 
 /// Redis key → the exact key of its copy.
 type CopyOf = HashMap<Box<[u8]>, Box<[u8]>>;
@@ -45,7 +45,7 @@ impl NearCache {
     }
 
     /// The copy held under `exact`, if any and not expired.
-    pub(crate) fn lookup(&self, exact: &[u8]) -> Option<Bytes> {
+    pub(crate) fn lookup(&self, exact: &[u8]) -> Option<Held> {
         self.copies.lookup(exact)
     }
 
@@ -57,7 +57,7 @@ impl NearCache {
         epoch: u64,
         exact: &[u8],
         redis_key: &[u8],
-        bytes: Bytes,
+        held: Held,
         ttl: Duration,
     ) {
         let mut map = self.map();
@@ -69,7 +69,7 @@ impl NearCache {
             self.copies.remove_prefix(b"");
         }
         map.insert(redis_key.into(), exact.into());
-        self.copies.insert(exact, bytes, ttl);
+        self.copies.insert(exact, held, ttl);
     }
 
     /// Drops the copies of these Redis keys (a server push).
@@ -111,8 +111,8 @@ mod tests {
 
     const TTL: Duration = Duration::from_secs(60);
 
-    fn bytes(text: &str) -> Bytes {
-        Arc::from(text.as_bytes())
+    fn bytes(text: &str) -> Held {
+        Held::bytes(Arc::from(text.as_bytes()))
     }
 
     #[test]
@@ -130,7 +130,10 @@ mod tests {
         assert!(near.lookup(b"exact-a").is_none());
         // One that began after it is.
         near.keep(near.epoch(), b"exact-a", b"redis-a", bytes("v2"), TTL);
-        assert_eq!(near.lookup(b"exact-a").as_deref(), Some(&b"v2"[..]));
+        assert_eq!(
+            near.lookup(b"exact-a").map(|held| held.bytes).as_deref(),
+            Some(&b"v2"[..])
+        );
 
         near.clear();
         assert!(near.lookup(b"exact-a").is_none());

@@ -8,7 +8,9 @@
 //! `(&&&Probe::<R>::new()).__cached_redis_policy()`, and the impl for the
 //! most specific matching shape wins.
 
+use std::any::Any;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -26,7 +28,118 @@ pub trait Policy {
     /// Whether `output` is a failure a stale value may stand in for
     /// (`stale_if_error`): an `Err`. A `None` is an answer, not a failure.
     fn failed(&self, output: &Self::Output) -> bool;
+    /// How this process keeps decoded copies of stored values, if it can
+    /// (see [`Copies`]).
+    fn copier(&self) -> Option<Copier<Self::Stored>> {
+        None
+    }
 }
+
+/// A decoded value, kept beside its sealed bytes in this process's memory.
+pub(crate) type Decoded = Arc<dyn Any + Send + Sync>;
+
+/// Keeps and takes back decoded copies of a `Clone` value, so a hit in this
+/// process's memory clones the value instead of decoding its bytes (about
+/// half the cost for a typical struct). Made only for `'static` types:
+/// the copy is found again by its type.
+pub struct Copier<T> {
+    pub(crate) keep: fn(&T) -> Decoded,
+    pub(crate) take: fn(&Decoded) -> Option<T>,
+}
+
+impl<T> Clone for Copier<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Copier<T> {}
+
+impl<T: Clone + Send + Sync + 'static> Copier<T> {
+    const FOR_CLONE: Copier<T> = Copier {
+        keep: |value| Arc::new(value.clone()),
+        take: |decoded| decoded.downcast_ref::<T>().cloned(),
+    };
+}
+
+/// A policy whose stored values are `Clone`: served from memory as clones
+/// of a decoded copy.
+pub struct Cloned<P>(P);
+
+impl<P: Policy> Policy for Cloned<P>
+where
+    P::Stored: Clone + Send + Sync + 'static,
+{
+    type Output = P::Output;
+    type Stored = P::Stored;
+    fn storable<'a>(&self, output: &'a Self::Output) -> Option<&'a Self::Stored> {
+        self.0.storable(output)
+    }
+    fn restore(&self, stored: Self::Stored) -> Self::Output {
+        self.0.restore(stored)
+    }
+    fn failed(&self, output: &Self::Output) -> bool {
+        self.0.failed(output)
+    }
+    fn copier(&self) -> Option<Copier<Self::Stored>> {
+        Some(Copier::FOR_CLONE)
+    }
+}
+
+/// Names a selected policy for the choice of how memory serves its values:
+/// generated code calls `(&&Copies(policy)).__cached_redis_copies()`, which
+/// wraps it in [`Cloned`] when the stored type is `Clone + Send + Sync +
+/// 'static`, and leaves it as it is otherwise (values are then decoded on
+/// every hit). Inside a generic function the choice follows the bounds the
+/// function declares.
+pub struct Copies<P>(pub P);
+
+/// Selected when the stored type can be cloned.
+pub trait ViaClone {
+    /// The selected policy.
+    type Policy;
+    /// Returns the policy.
+    fn __cached_redis_copies(self) -> Self::Policy;
+}
+
+/// Selected for every other stored type.
+pub trait ViaDecode {
+    /// The selected policy.
+    type Policy;
+    /// Returns the policy.
+    fn __cached_redis_copies(self) -> Self::Policy;
+}
+
+impl<P: Policy + Copy> ViaClone for &&Copies<P>
+where
+    P::Stored: Clone + Send + Sync + 'static,
+{
+    type Policy = Cloned<P>;
+    fn __cached_redis_copies(self) -> Cloned<P> {
+        Cloned(self.0)
+    }
+}
+
+impl<P: Policy + Copy> ViaDecode for &Copies<P> {
+    type Policy = P;
+    fn __cached_redis_copies(self) -> P {
+        self.0
+    }
+}
+
+/// The policies are markers: copied, whatever their types.
+macro_rules! marker_copy {
+    ($($policy:ident<$($param:ident),*>),*) => {$(
+        impl<$($param),*> Clone for $policy<$($param),*> {
+            fn clone(&self) -> Self {
+                *self
+            }
+        }
+        impl<$($param),*> Copy for $policy<$($param),*> {}
+    )*};
+}
+
+marker_copy!(Plain<T>, OkOnly<T, E>, SomeOnly<T>);
 
 /// Stores every value.
 pub struct Plain<T>(PhantomData<fn() -> T>);
@@ -216,6 +329,34 @@ mod tests {
         assert!(policy_name(&none_result).starts_with("OkOnly"));
         let none_option = (&&&ProbeNone::<Option<u8>>::new()).__cached_redis_policy();
         assert!(policy_name(&none_option).starts_with("Plain"));
+    }
+
+    #[test]
+    #[allow(clippy::needless_borrow)] // the borrows are the selection mechanism
+    fn clone_values_get_a_copier_and_others_are_decoded() {
+        fn copies<P: Policy + Copy>(policy: P) -> bool {
+            // Inside a generic function only the declared bounds count: no
+            // `Clone` bound here, so always decoded.
+            (&&Copies(policy))
+                .__cached_redis_copies()
+                .copier()
+                .is_some()
+        }
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct Opaque;
+
+        let cloned = (&&Copies(OkOnly::<Vec<String>, ()>(PhantomData))).__cached_redis_copies();
+        assert!(cloned.copier().is_some());
+        let opaque = (&&Copies(Plain::<Opaque>::new())).__cached_redis_copies();
+        assert!(opaque.copier().is_none());
+        assert!(!copies(SomeOnly::<u8>(PhantomData)));
+
+        let copier = cloned.copier().expect("a copier");
+        let decoded = (copier.keep)(&vec!["a".to_owned()]);
+        assert_eq!((copier.take)(&decoded), Some(vec!["a".to_owned()]));
+        // A copy of another type is never taken for this one.
+        let other: Decoded = Arc::new(7_u8);
+        assert_eq!((copier.take)(&other), None);
     }
 
     #[test]

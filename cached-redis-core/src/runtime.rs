@@ -94,6 +94,10 @@ impl Runtime {
     /// batches, never `KEYS` or `FLUSHDB`). Resolves to how many Redis keys
     /// went. `.await` it, or [`wait`](Operation::wait) for it in sync code.
     ///
+    /// The count is what Redis answered: a batch retried after a timeout,
+    /// though its first attempt went through, counts the keys that attempt
+    /// removed as already gone. They are removed either way.
+    ///
     /// ```
     /// # let runtime = cached_redis_core::Runtime::new(Default::default());
     /// let removed = runtime.clear("natal", "v1").wait()?;

@@ -80,7 +80,9 @@ impl<'a> Expansion<'a> {
         let call = self.call(&function);
         let body = quote! {
             #[allow(unused_imports)]
-            use #private::{ViaOption as _, ViaPlain as _, ViaResult as _};
+            use #private::{
+                ViaClone as _, ViaDecode as _, ViaOption as _, ViaPlain as _, ViaResult as _,
+            };
             #site
             #runtime
             #key
@@ -306,9 +308,19 @@ impl<'a> Expansion<'a> {
         } else {
             quote!(Probe)
         };
+        // A `Clone` value is served from memory as a clone of a decoded copy.
+        // Not tried for a return type that names a lifetime: the choice
+        // needs `'static`, which a type borrowing for `'a` would be asked
+        // for (and fail to compile) rather than passed over.
+        let copies = (!names_lifetime(&output)).then(|| {
+            quote_spanned! {span=>
+                let #policy = (&&#private::Copies(#policy)).__cached_redis_copies();
+            }
+        });
         // Spanned at the return type, so "not Serialize" errors point there.
         quote_spanned! {span=>
             let #policy = (&&&#private::#probe::<#output>::new()).__cached_redis_policy();
+            #copies
         }
     }
 
@@ -366,6 +378,15 @@ fn mentions_self(function: &ItemFn) -> bool {
     function.sig.receiver().is_some()
         || scan(function.sig.to_token_stream())
         || scan(function.block.to_token_stream())
+}
+
+/// Whether `ty` names a lifetime (`'a`, `'_`) or a reference.
+fn names_lifetime(ty: &TokenStream) -> bool {
+    ty.clone().into_iter().any(|token| match token {
+        TokenTree::Punct(punct) => matches!(punct.as_char(), '\'' | '&'),
+        TokenTree::Group(group) => names_lifetime(&group.stream()),
+        _ => false,
+    })
 }
 
 fn respan(tokens: TokenStream, span: Span) -> TokenStream {

@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use super::lookup::Found;
 use super::{Call, CallPath};
 use crate::io::io;
+use crate::policy::Copier;
 use crate::redis::Redis;
 
 /// The longest pause between two looks at a value another process computes.
@@ -76,7 +77,11 @@ impl Drop for Lock {
 impl CallPath {
     /// For this process's leader of a missed key: the lock, or the value
     /// the process holding it computed.
-    pub(super) async fn across_processes<T: DeserializeOwned>(&self, call: &Call<'_>) -> Remote<T> {
+    pub(super) async fn across_processes<T: DeserializeOwned>(
+        &self,
+        call: &Call<'_>,
+        copier: Option<Copier<T>>,
+    ) -> Remote<T> {
         let (Some(redis), Some(io)) = (&self.redis, io()) else {
             return Remote::Compute(None);
         };
@@ -96,7 +101,7 @@ impl CallPath {
                     }));
                     // The holder before us may have stored the value and
                     // released the lock since our lookup missed.
-                    if let Some(found) = self.peek(call).await {
+                    if let Some(found) = self.peek(call, copier).await {
                         return Remote::Found(found);
                     }
                     return Remote::Compute(Some(lock));
@@ -109,7 +114,7 @@ impl CallPath {
             }
             io.sleep(pause).await;
             pause = (pause * 2).min(MAX_POLL);
-            if let Some(found) = self.peek(call).await {
+            if let Some(found) = self.peek(call, copier).await {
                 return Remote::Found(found);
             }
             if give_up.is_none_or(|at| Instant::now() >= at) {

@@ -20,7 +20,8 @@ use crate::codec::{Codec, Postcard};
 use crate::envelope::{self, EnvelopeError};
 use crate::io::io;
 use crate::key::CallKey;
-use crate::memory::Bytes;
+use crate::memory::{Bytes, Held};
+use crate::policy::{Copier, Decoded};
 use crate::redis::RedisError;
 use crate::signing::Signer;
 use crate::telemetry::{Corrupt, Outcome, Read};
@@ -124,20 +125,70 @@ impl Invalid {
 
 /// An entry this process holds (memory, or a near-cache copy) under the
 /// call's exact input, validated when it was taken: no digest to compare.
-fn held<T: DeserializeOwned>(bytes: Bytes, outcome: Outcome) -> Option<Found<T>> {
-    let opened = decoded(envelope::open_held(&bytes, Postcard::ID).ok()?).ok()?;
+/// Its value is a clone of the decoded copy kept with it, if any.
+fn held<T: DeserializeOwned>(
+    held: Held,
+    outcome: Outcome,
+    copier: Option<Copier<T>>,
+) -> Option<Found<T>> {
+    let envelope = envelope::open_held(&held.bytes, Postcard::ID).ok()?;
+    let copy = copier
+        .zip(held.decoded.as_ref())
+        .and_then(|(copier, decoded)| (copier.take)(decoded));
+    let opened = match copy {
+        Some(value) => Opened {
+            value,
+            created_at_ms: envelope.created_at_ms,
+            ttl: envelope.ttl,
+        },
+        None => decoded(envelope).ok()?,
+    };
     Some(Found {
         fresh_until_ms: opened.fresh_until_ms(),
         value: opened.value,
         outcome,
-        sealed: Sealed::Shared(bytes),
+        sealed: Sealed::Shared(held.bytes),
     })
 }
 
+/// A decoded copy of a value read, made the first time memory or the
+/// near-cache keeps its entry (and shared by both): a read whose entry is
+/// held already costs no clone.
+struct Kept<'a, T> {
+    copier: Option<Copier<T>>,
+    value: &'a T,
+    made: Option<Decoded>,
+}
+
+impl<'a, T> Kept<'a, T> {
+    fn new(copier: Option<Copier<T>>, value: &'a T) -> Self {
+        Kept {
+            copier,
+            value,
+            made: None,
+        }
+    }
+
+    /// What memory keeps of `bytes`.
+    fn held(&mut self, bytes: Bytes) -> Held {
+        if self.made.is_none() {
+            self.made = self.copier.map(|copier| (copier.keep)(self.value));
+        }
+        Held {
+            bytes,
+            decoded: self.made.clone(),
+        }
+    }
+}
+
 impl CallPath {
-    pub(super) async fn lookup<T: DeserializeOwned>(&self, call: &Call<'_>) -> Option<Found<T>> {
+    pub(super) async fn lookup<T: DeserializeOwned>(
+        &self,
+        call: &Call<'_>,
+        copier: Option<Copier<T>>,
+    ) -> Option<Found<T>> {
         let Some(redis) = &self.redis else {
-            return self.in_memory(call, Outcome::MemoryHit);
+            return self.in_memory(call, Outcome::MemoryHit, copier);
         };
         if let Some(found) = self.in_flight(call) {
             return Some(found);
@@ -149,7 +200,7 @@ impl CallPath {
         if let Some((_, copies)) = near
             && let Some(found) = copies
                 .lookup(call.key.exact())
-                .and_then(|bytes| held(bytes, Outcome::RedisHit))
+                .and_then(|copy| held(copy, Outcome::RedisHit, copier))
         {
             return Some(found);
         }
@@ -166,7 +217,8 @@ impl CallPath {
                 Ok(opened) => {
                     stats.read(Read::Hit, took);
                     let fresh_until_ms = opened.fresh_until_ms();
-                    let mut sealed = self.remember(call, bytes, &opened);
+                    let mut copy = Kept::new(copier, &opened.value);
+                    let mut sealed = self.remember(call, bytes, &opened, &mut copy);
                     if let (Some((bound, copies)), Some(epoch)) = (near, epoch) {
                         let left = fresh_until_ms.saturating_sub(envelope::now_ms());
                         if left > 0 {
@@ -176,7 +228,7 @@ impl CallPath {
                                 epoch,
                                 call.key.exact(),
                                 call.key.as_bytes(),
-                                Arc::clone(&shared),
+                                copy.held(Arc::clone(&shared)),
                                 ttl,
                             );
                             sealed = Sealed::Shared(shared);
@@ -219,12 +271,12 @@ impl CallPath {
             }
             Err(RedisError::CircuitOpen) => {
                 stats.read(Read::Skipped, took);
-                return self.in_memory(call, Outcome::Fallback);
+                return self.in_memory(call, Outcome::Fallback, copier);
             }
             Err(err) => {
                 tracing::debug!(key = call.key.hash(), error = %err, "redis read failed; falling back");
                 stats.read(Read::Failed(err.kind()), took);
-                return self.in_memory(call, Outcome::Fallback);
+                return self.in_memory(call, Outcome::Fallback, copier);
             }
         }
         None
@@ -233,14 +285,18 @@ impl CallPath {
     /// Whether another process has stored the value (see `lock`): a valid
     /// entry in Redis, kept in memory like any read. Not counted as a read:
     /// it is a wait, polled.
-    pub(super) async fn peek<T: DeserializeOwned>(&self, call: &Call<'_>) -> Option<Found<T>> {
+    pub(super) async fn peek<T: DeserializeOwned>(
+        &self,
+        call: &Call<'_>,
+        copier: Option<Copier<T>>,
+    ) -> Option<Found<T>> {
         let bytes = self.redis.as_ref()?.get(call.key.as_bytes()).await.ok()??;
         let opened = open(&bytes, &call.key, self.signer.as_ref()).ok()?;
         // Past its TTL (kept for `stale_if_error`) it is not the new value.
         if envelope::now_ms() >= opened.fresh_until_ms() {
             return None;
         }
-        let sealed = self.remember(call, bytes, &opened);
+        let sealed = self.remember(call, bytes, &opened, &mut Kept::new(copier, &opened.value));
         Some(Found {
             fresh_until_ms: opened.fresh_until_ms(),
             value: opened.value,
@@ -252,9 +308,13 @@ impl CallPath {
     /// For a leader whose key was stored by this process since its lookup
     /// began: the value is among the writes in flight, or, written already,
     /// in memory. Local only — a sick Redis costs no second deadline.
-    pub(super) fn landed<T: DeserializeOwned>(&self, call: &Call<'_>) -> Option<Found<T>> {
+    pub(super) fn landed<T: DeserializeOwned>(
+        &self,
+        call: &Call<'_>,
+        copier: Option<Copier<T>>,
+    ) -> Option<Found<T>> {
         self.in_flight(call)
-            .or_else(|| self.in_memory(call, Outcome::MemoryHit))
+            .or_else(|| self.in_memory(call, Outcome::MemoryHit, copier))
     }
 
     fn in_flight<T: DeserializeOwned>(&self, call: &Call<'_>) -> Option<Found<T>> {
@@ -272,8 +332,13 @@ impl CallPath {
         &self,
         call: &Call<'_>,
         outcome: Outcome,
+        copier: Option<Copier<T>>,
     ) -> Option<Found<T>> {
-        held(self.memory.as_ref()?.lookup(call.key.exact())?, outcome)
+        held(
+            self.memory.as_ref()?.lookup(call.key.exact())?,
+            outcome,
+            copier,
+        )
     }
 
     /// Keeps a value read from Redis in memory for as long as it has left,
@@ -281,7 +346,13 @@ impl CallPath {
     /// memory took already costs no copy; a different one (newer, or
     /// written after a `clear`) replaces what memory holds — Redis is the
     /// source of truth.
-    fn remember<T>(&self, call: &Call<'_>, bytes: Vec<u8>, opened: &Opened<T>) -> Sealed {
+    fn remember<T>(
+        &self,
+        call: &Call<'_>,
+        bytes: Vec<u8>,
+        opened: &Opened<T>,
+        copy: &mut Kept<'_, T>,
+    ) -> Sealed {
         let Some(memory) = &self.memory else {
             return Sealed::Read(bytes);
         };
@@ -295,7 +366,7 @@ impl CallPath {
         match kept_for.checked_sub(age).filter(|left| !left.is_zero()) {
             Some(left) => {
                 let bytes: Bytes = bytes.into();
-                memory.take(key, digest, Arc::clone(&bytes), left);
+                memory.take(key, digest, copy.held(Arc::clone(&bytes)), left);
                 Sealed::Shared(bytes)
             }
             None => Sealed::Read(bytes),

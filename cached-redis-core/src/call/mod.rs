@@ -190,8 +190,9 @@ impl CallPath {
         };
         trace.record_key(&call.key);
         let mark = self.flights.mark();
+        let copier = policy.copier();
         let mut stale = None;
-        if let Some(found) = self.lookup::<P::Stored>(&call).await {
+        if let Some(found) = self.lookup(&call, copier).await {
             if call.window.is_none() || found.is_fresh() {
                 return (policy.restore(found.value), found.outcome);
             }
@@ -204,13 +205,13 @@ impl CallPath {
             match self.flights.join(call.key.as_bytes()) {
                 Role::Lead(leader) => {
                     if self.flights.landed_since(call.key.digest(), mark)
-                        && let Some(found) = self.landed::<P::Stored>(&call)
+                        && let Some(found) = self.landed(&call, copier)
                     {
                         leader.land(Some(found.sealed.into_bytes()));
                         return (policy.restore(found.value), found.outcome);
                     }
                     let lock = match site.options.lock.unwrap_or(self.lock) {
-                        true => match self.across_processes::<P::Stored>(&call).await {
+                        true => match self.across_processes(&call, copier).await {
                             Remote::Found(found) => {
                                 leader.land(Some(found.sealed.into_bytes()));
                                 return (policy.restore(found.value), found.outcome);
@@ -223,7 +224,8 @@ impl CallPath {
                     // which releases the waiters to compute for themselves.
                     return match self.compute(&call, policy, body, stale.take()).await {
                         Ran::Output(output, took) => {
-                            let (sealed, write) = self.store(&call, policy.storable(&output), lock);
+                            let (sealed, write) =
+                                self.store(&call, policy.storable(&output), copier, lock);
                             leader.land(sealed);
                             (output, Outcome::Computed { took, write })
                         }
@@ -247,7 +249,7 @@ impl CallPath {
         }
         match self.compute(&call, policy, body, stale).await {
             Ran::Output(output, took) => {
-                let (_, write) = self.store(&call, policy.storable(&output), None);
+                let (_, write) = self.store(&call, policy.storable(&output), copier, None);
                 (output, Outcome::Computed { took, write })
             }
             Ran::Stale(output, outcome, _) => (output, outcome),

@@ -16,7 +16,8 @@ use super::{Call, CallPath};
 use crate::codec::{Codec, Postcard};
 use crate::envelope;
 use crate::io::io;
-use crate::memory::Bytes;
+use crate::memory::{Bytes, Held};
+use crate::policy::Copier;
 use crate::redis::{BreakerState, Redis};
 use crate::telemetry::Write;
 
@@ -75,10 +76,11 @@ impl CallPath {
     /// the Redis write.
     /// A compute lock (see `lock`) is released once the write lands, or at
     /// once when nothing is written.
-    pub(super) fn store<T: Serialize + ?Sized>(
+    pub(super) fn store<T: Serialize>(
         &self,
         call: &Call<'_>,
         value: Option<&T>,
+        copier: Option<Copier<T>>,
         lock: Option<Lock>,
     ) -> (Option<Bytes>, Write) {
         let Some(value) = value else {
@@ -111,7 +113,12 @@ impl CallPath {
         let bytes: Bytes =
             envelope::seal_signed(call.key.digest(), Postcard::ID, call.ttl, &body, signer).into();
         if let Some(memory) = &self.memory {
-            memory.insert(call.key.exact(), Arc::clone(&bytes), call.kept_for());
+            let decoded = copier.map(|copier| (copier.keep)(value));
+            let held = Held {
+                bytes: Arc::clone(&bytes),
+                decoded,
+            };
+            memory.insert(call.key.exact(), held, call.kept_for());
         }
         // A copy of the old value must not outlive this write here, where
         // the server's invalidation of it may still be on its way.

@@ -99,6 +99,13 @@ async fn caching_resumes_on_the_promoted_replica_after_the_master_dies() {
         "found through Sentinel by another runtime"
     );
 
+    // What the master holds is on the replica before the master dies.
+    let replicated: u64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5_000)
+        .query(&mut master.connection())
+        .expect("WAIT");
+    assert_eq!(replicated, 1, "the replica acknowledged the writes");
     master.kill();
     let killed = Instant::now();
     // When Sentinel names the new master, seen from outside.
@@ -133,7 +140,12 @@ async fn caching_resumes_on_the_promoted_replica_after_the_master_dies() {
         natal(&request(1), &fresh, &calls).await,
         compute_chart(&request(1))
     );
-    assert_eq!(fresh.stats().total.redis_hits, 1);
+    assert_eq!(
+        fresh.stats().total.redis_hits,
+        1,
+        "{:?}",
+        fresh.stats().total
+    );
     assert!(acl_log(replica).is_empty(), "{:?}", acl_log(replica));
 }
 

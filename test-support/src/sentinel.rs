@@ -49,6 +49,26 @@ impl RedisSentinel {
             info(&replica, "replication").contains("master_link_status:up")
         });
         assert!(synced, "the replica did not sync:\n{}", replica.log());
+        // After a diskless sync the master streams writes to the replica
+        // only once the replica has acknowledged (its first `REPLCONF ACK`,
+        // up to a second later): until then a write would not reach it.
+        // A write, then `WAIT` for the replica to acknowledge it: asked,
+        // the replica acknowledges at once, and is streamed to from then on.
+        let mut con = master.connection();
+        let streaming = wait_until(READY_TIMEOUT, || {
+            redis::cmd("INCR")
+                .arg("harness:replication")
+                .query::<u64>(&mut con)
+                .and_then(|_| redis::cmd("WAIT").arg(1).arg(1_000).query::<u64>(&mut con))
+                .is_ok_and(|replicas| replicas == 1)
+        });
+        assert!(
+            streaming,
+            "the replica did not acknowledge:\n{}",
+            replica.log()
+        );
+        let _: redis::RedisResult<u64> =
+            redis::cmd("DEL").arg("harness:replication").query(&mut con);
         let sentinel = RedisServer::builder()
             .sentinel(&format!(
                 "sentinel monitor {name} 127.0.0.1 {port} 1\n\

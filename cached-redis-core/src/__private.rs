@@ -151,6 +151,16 @@ pub const fn duration_seconds(option: DurationOption, seconds: u64) -> Duration 
     Duration::from_secs(seconds)
 }
 
+/// `early_refresh = 2.0`: β, checked by const evaluation.
+pub const fn early_refresh_literal(beta: f64) -> f64 {
+    if !(beta > 0.0 && beta <= 1000.0) {
+        panic!(
+            "invalid `early_refresh`: β must be a number above 0 and at most 1000, usually 1 to 3"
+        );
+    }
+    beta
+}
+
 /// `ttl = "15m"` (and the other duration options as text), checked by
 /// const evaluation.
 pub const fn duration_literal(option: DurationOption, text: &str) -> Duration {

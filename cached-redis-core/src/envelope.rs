@@ -5,15 +5,22 @@
 //!  0      4   magic  b"CRDS"
 //!  4      1   envelope version (1)
 //!  5      1   codec id (1 = postcard)
-//!  6      2   flags (LE u16): bit 0 set = signed; other bits must be 0
+//!  6      2   flags (LE u16): bit 0 set = signed, bit 1 set = timed;
+//!             other bits must be 0
 //!  8     32   SHA-256 digest of the key input
 //! 40      8   created at, Unix milliseconds (LE u64)
 //! 48      8   TTL in milliseconds (LE u64)
 //! 56      4   body length (LE u32)
 //! 60      4   CRC-32 (IEEE) of bytes 0..60 and all that follows them (LE u32)
-//! 64     32   signed only: HMAC-SHA256 of bytes 0..60 followed by the body
-//! 64/96   n   body
+//! 64      4   timed only: how long the value took to compute, ms (LE u32)
+//! then   32   signed only: HMAC-SHA256 of bytes 0..60, the compute time
+//!             if timed, and the body
+//! then    n   body
 //! ```
+//!
+//! The compute time is written only for functions with `early_refresh`
+//! (it is what XFetch weighs); a reader older than the timed flag refuses
+//! such an entry as damaged.
 //!
 //! Every field is checked on read; anything that does not validate is a
 //! miss, never a value.
@@ -30,6 +37,10 @@ pub const ENVELOPE_VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 64;
 /// The flag of an envelope that carries an HMAC after its header.
 pub const FLAG_SIGNED: u16 = 1;
+/// The flag of an envelope that carries its value's compute time.
+pub const FLAG_TIMED: u16 = 2;
+/// Size of the compute time of a timed envelope.
+const TIMED_LEN: usize = 4;
 
 /// Why stored bytes were rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,6 +102,9 @@ pub struct Envelope<'a> {
     pub created_at_ms: u64,
     /// The TTL the value was stored with.
     pub ttl: Duration,
+    /// How long the value took to compute, when it was stored with it
+    /// (whole milliseconds).
+    pub compute: Option<Duration>,
     /// The encoded value.
     pub body: &'a [u8],
 }
@@ -109,23 +123,53 @@ pub struct Envelope<'a> {
 /// # Ok::<(), cached_redis_core::advanced::envelope::EnvelopeError>(())
 /// ```
 pub fn seal(digest: &[u8; 32], codec: u8, ttl: Duration, body: &[u8]) -> Vec<u8> {
-    seal_at(digest, codec, ttl, body, None, now_ms())
+    seal_at(digest, codec, ttl, body, Extras::default(), now_ms())
 }
 
-/// [`seal`], signed with `signer`'s current key when there is one.
-pub(crate) fn seal_signed(
+/// What an envelope may carry besides its header and body.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Extras<'s> {
+    /// Signs it with the signer's current key.
+    pub(crate) signer: Option<&'s Signer>,
+    /// Records how long the value took to compute.
+    pub(crate) compute: Option<Duration>,
+}
+
+impl Extras<'_> {
+    fn flags(self) -> u16 {
+        let signed = if self.signer.is_some() {
+            FLAG_SIGNED
+        } else {
+            0
+        };
+        let timed = if self.compute.is_some() {
+            FLAG_TIMED
+        } else {
+            0
+        };
+        signed | timed
+    }
+
+    /// Bytes between the header and the body.
+    fn len(self) -> usize {
+        self.signer.map_or(0, |_| TAG_LEN) + self.compute.map_or(0, |_| TIMED_LEN)
+    }
+}
+
+/// [`seal`] with `extras`, stamped now.
+pub(crate) fn seal_with(
     digest: &[u8; 32],
     codec: u8,
     ttl: Duration,
     body: &[u8],
-    signer: Option<&Signer>,
+    extras: Extras<'_>,
 ) -> Vec<u8> {
-    seal_at(digest, codec, ttl, body, signer, now_ms())
+    seal_at(digest, codec, ttl, body, extras, now_ms())
 }
 
 /// The sealed size of a body of `body_len` bytes.
-pub(crate) fn sealed_len(body_len: usize, signer: Option<&Signer>) -> usize {
-    HEADER_LEN + signer.map_or(0, |_| TAG_LEN) + body_len
+pub(crate) fn sealed_len(body_len: usize, extras: Extras<'_>) -> usize {
+    HEADER_LEN + extras.len() + body_len
 }
 
 /// The clock envelopes are stamped with: Unix milliseconds.
@@ -149,15 +193,15 @@ pub(crate) fn seal_at(
     codec: u8,
     ttl: Duration,
     body: &[u8],
-    signer: Option<&Signer>,
+    extras: Extras<'_>,
     created_at_ms: u64,
 ) -> Vec<u8> {
     let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
     // Bodies over 4 GiB cannot be stored in Redis (512 MB limit) anyway;
     // saturating keeps this infallible and makes such an entry fail validation.
     let body_len = u32::try_from(body.len()).unwrap_or(u32::MAX);
-    let flags = if signer.is_some() { FLAG_SIGNED } else { 0 };
-    let mut bytes = Vec::with_capacity(sealed_len(body.len(), signer));
+    let flags = extras.flags();
+    let mut bytes = Vec::with_capacity(sealed_len(body.len(), extras));
     bytes.extend_from_slice(&MAGIC);
     bytes.push(ENVELOPE_VERSION);
     bytes.push(codec);
@@ -166,10 +210,19 @@ pub(crate) fn seal_at(
     bytes.extend_from_slice(&created_at_ms.to_le_bytes());
     bytes.extend_from_slice(&ttl_ms.to_le_bytes());
     bytes.extend_from_slice(&body_len.to_le_bytes());
-    let tag = signer.map(|signer| signer.sign(&bytes, body));
+    let timed = extras.compute.map(|took| {
+        u32::try_from(took.as_millis())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes()
+    });
+    let timed: &[u8] = timed.as_ref().map_or(&[], |timed| &timed[..]);
+    let tag = extras
+        .signer
+        .map(|signer| signer.sign(&[&bytes, timed, body]));
     let tag: &[u8] = tag.as_ref().map_or(&[], |tag| &tag[..]);
-    let crc = checksum(&bytes, tag, body);
+    let crc = checksum(&bytes, &[timed, tag, body]);
     bytes.extend_from_slice(&crc.to_le_bytes());
+    bytes.extend_from_slice(timed);
     bytes.extend_from_slice(tag);
     bytes.extend_from_slice(body);
     bytes
@@ -247,22 +300,28 @@ fn open_checked<'a>(
         });
     }
     let flags = u16::from_le_bytes([header[6], header[7]]);
-    if flags & !FLAG_SIGNED != 0 {
+    if flags & !(FLAG_SIGNED | FLAG_TIMED) != 0 {
         return Err(EnvelopeError::UnknownFlags(flags));
     }
+    let timed_len = if flags & FLAG_TIMED != 0 {
+        TIMED_LEN
+    } else {
+        0
+    };
     let tag_len = if flags & FLAG_SIGNED != 0 { TAG_LEN } else { 0 };
     let declared = u32_at(header, 56) as usize;
-    let Some((tag, body)) = rest
-        .split_at_checked(tag_len)
+    let Some(((timed, tag), body)) = rest
+        .split_at_checked(timed_len + tag_len)
+        .map(|(extras, body)| (extras.split_at(timed_len), body))
         .filter(|(_, body)| body.len() == declared)
     else {
         return Err(EnvelopeError::LengthMismatch {
             declared,
-            actual: rest.len().saturating_sub(tag_len),
+            actual: rest.len().saturating_sub(timed_len + tag_len),
         });
     };
     if let Check::Stored(_) = check
-        && checksum(&header[..60], tag, body) != u32_at(header, 60)
+        && checksum(&header[..60], &[rest]) != u32_at(header, 60)
     {
         return Err(EnvelopeError::ChecksumMismatch);
     }
@@ -274,22 +333,26 @@ fn open_checked<'a>(
         if tag.is_empty() {
             return Err(EnvelopeError::Unsigned);
         }
-        if !signer.verify(&header[..60], body, tag) {
+        if !signer.verify(&[&header[..60], timed, body], tag) {
             return Err(EnvelopeError::BadSignature);
         }
     }
     Ok(Envelope {
         created_at_ms: u64_at(header, 40),
         ttl: Duration::from_millis(u64_at(header, 48)),
+        compute: <[u8; TIMED_LEN]>::try_from(timed)
+            .ok()
+            .map(|ms| Duration::from_millis(u64::from(u32::from_le_bytes(ms)))),
         body,
     })
 }
 
-fn checksum(header: &[u8], tag: &[u8], body: &[u8]) -> u32 {
+fn checksum(head: &[u8], rest: &[&[u8]]) -> u32 {
     let mut crc = crc32fast::Hasher::new();
-    crc.update(header);
-    crc.update(tag);
-    crc.update(body);
+    crc.update(head);
+    for part in rest {
+        crc.update(part);
+    }
     crc.finalize()
 }
 
@@ -311,7 +374,14 @@ mod tests {
     const TTL: Duration = Duration::from_secs(90);
 
     fn sealed() -> Vec<u8> {
-        seal_at(&DIGEST, 1, TTL, b"body bytes", None, 1_700_000_000_000)
+        seal_at(
+            &DIGEST,
+            1,
+            TTL,
+            b"body bytes",
+            Extras::default(),
+            1_700_000_000_000,
+        )
     }
 
     #[test]
@@ -324,9 +394,40 @@ mod tests {
             Envelope {
                 created_at_ms: 1_700_000_000_000,
                 ttl: TTL,
+                compute: None,
                 body: b"body bytes"
             }
         );
+    }
+
+    #[test]
+    fn the_compute_time_is_kept_and_checksummed() {
+        let timed = |compute| Extras {
+            signer: None,
+            compute: Some(compute),
+        };
+        let bytes = seal_at(
+            &DIGEST,
+            1,
+            TTL,
+            b"body",
+            timed(Duration::from_millis(1234)),
+            7,
+        );
+        assert_eq!(bytes.len(), HEADER_LEN + TIMED_LEN + 4);
+        let envelope = open(&bytes, &DIGEST, 1).unwrap();
+        assert_eq!(envelope.compute, Some(Duration::from_millis(1234)));
+        assert_eq!(envelope.body, b"body");
+        let mut changed = bytes.clone();
+        changed[HEADER_LEN] ^= 1;
+        assert_eq!(
+            open(&changed, &DIGEST, 1),
+            Err(EnvelopeError::ChecksumMismatch)
+        );
+        // Beyond 49 days it saturates rather than wraps.
+        let long = seal_at(&DIGEST, 1, TTL, b"", timed(Duration::MAX), 7);
+        let compute = open(&long, &DIGEST, 1).unwrap().compute;
+        assert_eq!(compute, Some(Duration::from_millis(u64::from(u32::MAX))));
     }
 
     #[test]

@@ -39,24 +39,26 @@ impl Signer {
         })
     }
 
-    /// The tag of `header` followed by `body`, under the current key.
-    pub(crate) fn sign(&self, header: &[u8], body: &[u8]) -> [u8; TAG_LEN] {
+    /// The tag of `parts`, one after the other, under the current key.
+    pub(crate) fn sign(&self, parts: &[&[u8]]) -> [u8; TAG_LEN] {
         let mut mac = self.current.clone();
-        mac.update(header);
-        mac.update(body);
+        for part in parts {
+            mac.update(part);
+        }
         mac.finalize().into_bytes().into()
     }
 
-    /// Whether `tag` is that of `header` and `body` under either key
-    /// (compared in constant time).
-    pub(crate) fn verify(&self, header: &[u8], body: &[u8], tag: &[u8]) -> bool {
+    /// Whether `tag` is that of `parts` under either key (compared in
+    /// constant time).
+    pub(crate) fn verify(&self, parts: &[&[u8]], tag: &[u8]) -> bool {
         [Some(&self.current), self.previous.as_ref()]
             .into_iter()
             .flatten()
             .any(|key| {
                 let mut mac = key.clone();
-                mac.update(header);
-                mac.update(body);
+                for part in parts {
+                    mac.update(part);
+                }
                 mac.verify_slice(tag).is_ok()
             })
     }
@@ -80,12 +82,12 @@ mod tests {
         let old = Signer::new(K1, None).unwrap();
         let new = Signer::new(K2, None).unwrap();
         let rotating = Signer::new(K2, Some(K1)).unwrap();
-        let tag = old.sign(b"header", b"body");
-        assert!(old.verify(b"header", b"body", &tag));
-        assert!(!new.verify(b"header", b"body", &tag));
-        assert!(rotating.verify(b"header", b"body", &tag));
-        assert!(!old.verify(b"header", b"bodY", &tag));
-        assert!(!old.verify(b"header", b"body", &tag[..31]));
+        let tag = old.sign(&[b"header", b"body"]);
+        assert!(old.verify(&[b"header", b"body"], &tag));
+        assert!(!new.verify(&[b"header", b"body"], &tag));
+        assert!(rotating.verify(&[b"header", b"body"], &tag));
+        assert!(!old.verify(&[b"header", b"bodY"], &tag));
+        assert!(!old.verify(&[b"header", b"body"], &tag[..31]));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Ident, Lit, LitInt, LitStr, Path, Token, parenthesized};
 
 const KNOWN: &str = "domain, ttl, version, skip, segments, key, hash_len, cache_none, lock, \
-                     stale_if_error, timeout, near, runtime, crate";
+                     stale_if_error, timeout, near, early_refresh, runtime, crate";
 
 /// The options of one `#[redis_cached(...)]`, as far as they parsed.
 #[derive(Default)]
@@ -31,6 +31,7 @@ pub(crate) struct Args {
     pub stale_if_error: Option<DurationArg>,
     pub timeout: Option<DurationArg>,
     pub near: Option<NearArg>,
+    pub early_refresh: Option<EarlyArg>,
     pub runtime: Option<Expr>,
     pub krate: Option<Path>,
 }
@@ -39,6 +40,13 @@ pub(crate) struct Args {
 pub(crate) enum NearArg {
     Flag(bool),
     Within(DurationArg),
+}
+
+/// `early_refresh = true | false | 2.0`: off, or on with β (default 1).
+pub(crate) enum EarlyArg {
+    Flag(bool),
+    /// β's digits, without a suffix, and where it was written.
+    Beta(String, Span),
 }
 
 /// A duration option's literal: whole seconds, or text such as `"15m"`.
@@ -125,6 +133,9 @@ impl Args {
                 }
                 "timeout" => duration(&name, value).map(|limit| args.timeout = Some(limit)),
                 "near" => near(&name, value).map(|near| args.near = Some(near)),
+                "early_refresh" => {
+                    early_refresh(&name, value).map(|early| args.early_refresh = Some(early))
+                }
                 "skip" => list(&name, value).map(|idents| args.skip = idents),
                 "segments" => list(&name, value).map(|idents| args.segments = idents),
                 "key" => expr(&name, value).map(|expr| args.key = Some((name.clone(), expr))),
@@ -244,6 +255,23 @@ fn near(name: &Ident, value: RawValue) -> syn::Result<NearArg> {
             .base10_parse::<u64>()
             .map(|_| NearArg::Within(DurationArg::Seconds(lit))),
         Lit::Str(lit) => Ok(NearArg::Within(DurationArg::Text(lit))),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format_args!("expected {FORM}"),
+        )),
+    }
+}
+
+fn early_refresh(name: &Ident, value: RawValue) -> syn::Result<EarlyArg> {
+    const FORM: &str = "`true`, `false`, or a positive number β such as `2.0`";
+    match literal(name, value, FORM, "true")? {
+        Lit::Bool(lit) => Ok(EarlyArg::Flag(lit.value)),
+        Lit::Float(lit) => lit
+            .base10_parse::<f64>()
+            .map(|_| EarlyArg::Beta(lit.base10_digits().to_owned(), lit.span())),
+        Lit::Int(lit) => lit
+            .base10_parse::<u32>()
+            .map(|_| EarlyArg::Beta(lit.base10_digits().to_owned(), lit.span())),
         other => Err(syn::Error::new_spanned(
             other,
             format_args!("expected {FORM}"),

@@ -8,7 +8,7 @@ use quote::{ToTokens as _, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned as _;
 use syn::{Block, Expr, GenericParam, Ident, ItemFn, ReturnType, Stmt};
 
-use crate::attr::{Args, DurationArg, Errors, NearArg};
+use crate::attr::{Args, DurationArg, EarlyArg, Errors, NearArg};
 use crate::func::{self, KeyArgs};
 
 pub(crate) fn redis_cached(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -133,6 +133,18 @@ impl<'a> Expansion<'a> {
                 quote!(hash_len_literal(#len)),
             );
         }
+        if let Some(EarlyArg::Beta(digits, span)) = &args.early_refresh {
+            // An `f64` whatever was written: `2` and `2.0` alike.
+            let beta = format!("{digits}f64")
+                .parse::<TokenStream>()
+                .unwrap_or_else(|_| quote!(f64::NAN));
+            check(
+                "EARLY_REFRESH",
+                quote!(f64),
+                *span,
+                quote!(early_refresh_literal(#beta)),
+            );
+        }
         let duration = quote!(::core::time::Duration);
         let near = match &args.near {
             Some(NearArg::Within(within)) => Some(within),
@@ -218,6 +230,14 @@ impl<'a> Expansion<'a> {
             Some(lock) => quote!(::core::option::Option::Some(#lock)),
             None => quote!(::core::option::Option::None),
         };
+        let early_refresh = match &self.args.early_refresh {
+            None | Some(EarlyArg::Flag(false)) => quote!(::core::option::Option::None),
+            Some(EarlyArg::Flag(true)) => quote!(::core::option::Option::Some(1.0)),
+            Some(EarlyArg::Beta(..)) => {
+                let beta = item("EARLY_REFRESH");
+                quote!(::core::option::Option::Some(#beta))
+            }
+        };
         let (here, site) = (local("here"), item("SITE"));
         quote! {
             #(#consts)*
@@ -232,6 +252,7 @@ impl<'a> Expansion<'a> {
                     stale_if_error: #stale_if_error,
                     timeout: #timeout,
                     near: #near,
+                    early_refresh: #early_refresh,
                 }, #here);
         }
     }

@@ -34,6 +34,8 @@ pub(super) struct Found<T> {
     /// When its TTL ends, Unix milliseconds: later, it is stale — kept
     /// only to stand in for a failed computation (`stale_if_error`).
     pub(super) fresh_until_ms: u64,
+    /// How long it took to compute, if its entry says (`early_refresh`).
+    pub(super) compute: Option<Duration>,
 }
 
 impl<T> Found<T> {
@@ -62,13 +64,33 @@ pub(super) struct Opened<T> {
     pub(super) value: T,
     created_at_ms: u64,
     ttl: Duration,
+    compute: Option<Duration>,
 }
 
 impl<T> Opened<T> {
+    fn new(value: T, envelope: &envelope::Envelope<'_>) -> Self {
+        Opened {
+            value,
+            created_at_ms: envelope.created_at_ms,
+            ttl: envelope.ttl,
+            compute: envelope.compute,
+        }
+    }
+
     /// When the entry's TTL ends, Unix milliseconds.
     fn fresh_until_ms(&self) -> u64 {
         let ttl_ms = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
         self.created_at_ms.saturating_add(ttl_ms)
+    }
+
+    fn found(self, outcome: Outcome, sealed: Sealed) -> Found<T> {
+        Found {
+            fresh_until_ms: self.fresh_until_ms(),
+            compute: self.compute,
+            value: self.value,
+            outcome,
+            sealed,
+        }
     }
 }
 
@@ -96,11 +118,7 @@ pub(super) fn open_own<T: DeserializeOwned>(
 }
 
 fn decoded<T: DeserializeOwned>(envelope: envelope::Envelope<'_>) -> Result<Opened<T>, Invalid> {
-    Ok(Opened {
-        value: Postcard::decode(envelope.body)?,
-        created_at_ms: envelope.created_at_ms,
-        ttl: envelope.ttl,
-    })
+    Ok(Opened::new(Postcard::decode(envelope.body)?, &envelope))
 }
 
 /// Why an entry was not used.
@@ -136,19 +154,10 @@ fn held<T: DeserializeOwned>(
         .zip(held.decoded.as_ref())
         .and_then(|(copier, decoded)| (copier.take)(decoded));
     let opened = match copy {
-        Some(value) => Opened {
-            value,
-            created_at_ms: envelope.created_at_ms,
-            ttl: envelope.ttl,
-        },
+        Some(value) => Opened::new(value, &envelope),
         None => decoded(envelope).ok()?,
     };
-    Some(Found {
-        fresh_until_ms: opened.fresh_until_ms(),
-        value: opened.value,
-        outcome,
-        sealed: Sealed::Shared(held.bytes),
-    })
+    Some(opened.found(outcome, Sealed::Shared(held.bytes)))
 }
 
 /// A decoded copy of a value read, made the first time memory or the
@@ -234,12 +243,7 @@ impl CallPath {
                             sealed = Sealed::Shared(shared);
                         }
                     }
-                    return Some(Found {
-                        fresh_until_ms,
-                        value: opened.value,
-                        outcome: Outcome::RedisHit,
-                        sealed,
-                    });
+                    return Some(opened.found(Outcome::RedisHit, sealed));
                 }
                 Err(Invalid::Envelope(EnvelopeError::DigestMismatch)) => {
                     stats.read(Read::Corrupt(Corrupt::Foreign), took);
@@ -297,12 +301,7 @@ impl CallPath {
             return None;
         }
         let sealed = self.remember(call, bytes, &opened, &mut Kept::new(copier, &opened.value));
-        Some(Found {
-            fresh_until_ms: opened.fresh_until_ms(),
-            value: opened.value,
-            outcome: Outcome::Coalesced,
-            sealed,
-        })
+        Some(opened.found(Outcome::Coalesced, sealed))
     }
 
     /// For a leader whose key was stored by this process since its lookup
@@ -320,12 +319,7 @@ impl CallPath {
     fn in_flight<T: DeserializeOwned>(&self, call: &Call<'_>) -> Option<Found<T>> {
         let bytes = self.in_flight.get(call.key.as_bytes())?;
         let opened = open_own(&bytes, &call.key).ok()?;
-        Some(Found {
-            fresh_until_ms: opened.fresh_until_ms(),
-            value: opened.value,
-            outcome: Outcome::MemoryHit,
-            sealed: Sealed::Shared(bytes),
-        })
+        Some(opened.found(Outcome::MemoryHit, Sealed::Shared(bytes)))
     }
 
     fn in_memory<T: DeserializeOwned>(

@@ -14,6 +14,7 @@
 //!                                                  └──▶ Redis, behind the caller
 //! ```
 
+mod early;
 mod flight;
 mod lock;
 mod lookup;
@@ -72,6 +73,8 @@ struct Call<'a> {
     timeout: Option<Duration>,
     /// `near`: how long this process's copy may serve without Redis.
     near: Option<Duration>,
+    /// `early_refresh`: β, how early a value is recomputed before it expires.
+    early_refresh: Option<f64>,
     stats: &'a Arc<Domain>,
 }
 
@@ -193,11 +196,23 @@ impl CallPath {
         let copier = policy.copier();
         let mut stale = None;
         if let Some(found) = self.lookup(&call, copier).await {
-            if call.window.is_none() || found.is_fresh() {
+            if call.window.is_some() && !found.is_fresh() {
+                // Past its TTL: computed again, and kept at hand in case that fails.
+                stale = Some(found);
+            } else if !self.refreshes_early(&call, &found) {
                 return (policy.restore(found.value), found.outcome);
+            } else {
+                // Refreshed before it expires by this caller, unless one in
+                // this process is on it already; the current value stands
+                // in if the refresh fails.
+                return match self.flights.join(call.key.as_bytes()) {
+                    Role::Lead(leader) => {
+                        self.lead(&call, policy, body, Some(found), None, leader)
+                            .await
+                    }
+                    Role::Wait(_) => (policy.restore(found.value), found.outcome),
+                };
             }
-            // Past its TTL: computed again, and kept at hand in case that fails.
-            stale = Some(found);
         }
         // A waiter whose leader stalls takes that flight off the air and
         // joins again, once: usually it then leads.
@@ -220,21 +235,7 @@ impl CallPath {
                         },
                         false => None,
                     };
-                    // A panic or cancellation in the body drops `leader`,
-                    // which releases the waiters to compute for themselves.
-                    return match self.compute(&call, policy, body, stale.take()).await {
-                        Ran::Output(output, took) => {
-                            let (sealed, write) =
-                                self.store(&call, policy.storable(&output), copier, lock);
-                            leader.land(sealed);
-                            (output, Outcome::Computed { took, write })
-                        }
-                        // The waiters get what the leader got.
-                        Ran::Stale(output, outcome, sealed) => {
-                            leader.land(Some(sealed));
-                            (output, outcome)
-                        }
-                    };
+                    return self.lead(&call, policy, body, stale, lock, leader).await;
                 }
                 Role::Wait(flight) => match flight.wait(self.single_flight_wait).await {
                     Landing::Shared(bytes) => match lookup::open_own(&bytes, &call.key) {
@@ -249,11 +250,53 @@ impl CallPath {
         }
         match self.compute(&call, policy, body, stale).await {
             Ran::Output(output, took) => {
-                let (_, write) = self.store(&call, policy.storable(&output), copier, None);
+                let stored = (policy.storable(&output), took);
+                let (_, write) = self.store(&call, stored, copier, None);
                 (output, Outcome::Computed { took, write })
             }
             Ran::Stale(output, outcome, _) => (output, outcome),
         }
+    }
+
+    /// The leader of a flight: computes (with `stale` at hand), stores, and
+    /// hands the waiters what it got. A panic or cancellation in the body
+    /// drops `leader`, which releases the waiters to compute for themselves.
+    async fn lead<P, F>(
+        &self,
+        call: &Call<'_>,
+        policy: &P,
+        body: F,
+        stale: Option<lookup::Found<P::Stored>>,
+        lock: Option<lock::Lock>,
+        leader: flight::Leader<'_>,
+    ) -> (P::Output, Outcome)
+    where
+        P: Policy,
+        F: Future<Output = P::Output>,
+    {
+        match self.compute(call, policy, body, stale).await {
+            Ran::Output(output, took) => {
+                let stored = (policy.storable(&output), took);
+                let (sealed, write) = self.store(call, stored, policy.copier(), lock);
+                leader.land(sealed);
+                (output, Outcome::Computed { took, write })
+            }
+            // The waiters get what the leader got.
+            Ran::Stale(output, outcome, sealed) => {
+                leader.land(Some(sealed));
+                (output, outcome)
+            }
+        }
+    }
+
+    /// Whether this caller recomputes `found`, fresh still, before it
+    /// expires (`early_refresh`; see `early`).
+    fn refreshes_early<T>(&self, call: &Call<'_>, found: &lookup::Found<T>) -> bool {
+        let (Some(beta), Some(compute)) = (call.early_refresh, found.compute) else {
+            return false;
+        };
+        let now = crate::envelope::now_ms();
+        early::refresh_early(now, found.fresh_until_ms, compute, beta, early::draw())
     }
 
     /// Builds the call's key, or `None` when the cache must be bypassed.
@@ -278,6 +321,7 @@ impl CallPath {
                 window: site.options.stale_if_error,
                 timeout: site.options.timeout,
                 near: site.options.near.bound(self.near),
+                early_refresh: site.options.early_refresh,
                 stats,
             }),
             Err(err) => {

@@ -23,6 +23,9 @@ pub struct SiteOptions {
     /// `near`: serve hot keys from this process's copy, kept coherent by
     /// Redis (default `CACHE_NEAR`).
     pub near: Near,
+    /// `early_refresh`: β of XFetch, how early before it expires a value
+    /// may be recomputed by one of its callers.
+    pub early_refresh: Option<f64>,
 }
 
 /// The `near` option.

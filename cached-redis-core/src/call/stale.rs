@@ -71,7 +71,7 @@ impl CallPath {
                     reason = reason.label(),
                     panic = panic.as_deref(),
                     suppressed,
-                    "the computation failed; serving the value past its TTL"
+                    "the computation failed; serving the stored value"
                 );
             });
         Ran::Stale(

@@ -75,11 +75,12 @@ impl CallPath {
     /// the sealed bytes, for callers waiting on this key, and what became of
     /// the Redis write.
     /// A compute lock (see `lock`) is released once the write lands, or at
-    /// once when nothing is written.
+    /// once when nothing is written. With `early_refresh`, the envelope
+    /// records how long the value `took` to compute.
     pub(super) fn store<T: Serialize>(
         &self,
         call: &Call<'_>,
-        value: Option<&T>,
+        (value, took): (Option<&T>, Duration),
         copier: Option<Copier<T>>,
         lock: Option<Lock>,
     ) -> (Option<Bytes>, Write) {
@@ -93,8 +94,11 @@ impl CallPath {
                 return (None, Write::None);
             }
         };
-        let signer = self.signer.as_ref();
-        let sealed_len = envelope::sealed_len(body.len(), signer);
+        let extras = envelope::Extras {
+            signer: self.signer.as_ref(),
+            compute: call.early_refresh.map(|_| took),
+        };
+        let sealed_len = envelope::sealed_len(body.len(), extras);
         if sealed_len > self.max_value_bytes {
             call.stats.oversize();
             let (domain, max) = (call.stats.name(), self.max_value_bytes);
@@ -111,7 +115,7 @@ impl CallPath {
             return (None, Write::None);
         }
         let bytes: Bytes =
-            envelope::seal_signed(call.key.digest(), Postcard::ID, call.ttl, &body, signer).into();
+            envelope::seal_with(call.key.digest(), Postcard::ID, call.ttl, &body, extras).into();
         if let Some(memory) = &self.memory {
             let decoded = copier.map(|copier| (copier.keep)(value));
             let held = Held {

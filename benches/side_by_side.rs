@@ -605,12 +605,33 @@ fn connect_on_own_thread(url: &str) -> MultiplexedConnection {
 
 /// `SCENARIO=… CALLS=n`: warm up, then run one scenario `n` times, untimed —
 /// for counting instructions under callgrind.
-fn count_only(scenario: &str, current: &tokio::runtime::Runtime, body: &[u8]) {
+fn count_only(
+    scenario: &str,
+    current: &tokio::runtime::Runtime,
+    body: &[u8],
+    (url, config): (&str, &Config),
+) {
     let calls: u64 = std::env::var("CALLS")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(10_000);
     current.block_on(warm(&[Imp::FloorHere, Imp::Ours]));
+    if scenario == "near-hit" {
+        NEAR.set(near_runtime(url, config))
+            .map_err(drop)
+            .expect("set once");
+        // Twice: the first read of each key fills the copy.
+        current.block_on(warm(&[Imp::OursNear]));
+        current.block_on(async {
+            assert!(
+                NEAR.get()
+                    .expect("set")
+                    .flush(Duration::from_secs(60))
+                    .await
+            );
+        });
+        current.block_on(warm(&[Imp::OursNear]));
+    }
     current.block_on(async {
         for i in 0..calls {
             match scenario {
@@ -618,6 +639,7 @@ fn count_only(scenario: &str, current: &tokio::runtime::Runtime, body: &[u8]) {
                 "memory-hit-sync" => drop(memory_hit_sync(i)),
                 "key-envelope" => drop(key_and_envelope(body, i)),
                 "redis-hit" => drop(Imp::Ours.call(request(i)).await),
+                "near-hit" => drop(Imp::OursNear.call(request(i)).await),
                 "floor-hit" => drop(Imp::FloorHere.call(request(i)).await),
                 other => panic!("unknown SCENARIO {other}"),
             }
@@ -681,7 +703,7 @@ fn main() {
         .expect("set once");
 
     if let Ok(scenario) = std::env::var("SCENARIO") {
-        return count_only(&scenario, &current, &body);
+        return count_only(&scenario, &current, &body, (&url, &config));
     }
 
     println!("payload {} bytes (postcard); {ROUNDS} rounds", body.len());
@@ -754,10 +776,9 @@ fn main() {
     }
 }
 
-/// The near-cache: hit throughput against the floor, and how soon a change
-/// made through another connection reaches the copy.
-fn near(workers: &tokio::runtime::Runtime, url: &str, config: &Config) {
-    let runtime = Runtime::new(
+/// The runtime of `ours_near`, with `config`'s deadlines.
+fn near_runtime(url: &str, config: &Config) -> Runtime {
+    Runtime::new(
         Config::builder()
             .redis_enabled(true)
             .redis_url(url)
@@ -766,8 +787,15 @@ fn near(workers: &tokio::runtime::Runtime, url: &str, config: &Config) {
             .connect_timeout(config.connect_timeout())
             .build()
             .expect("valid config"),
-    );
-    NEAR.set(runtime).map_err(drop).expect("set once");
+    )
+}
+
+/// The near-cache: hit throughput against the floor, and how soon a change
+/// made through another connection reaches the copy.
+fn near(workers: &tokio::runtime::Runtime, url: &str, config: &Config) {
+    NEAR.set(near_runtime(url, config))
+        .map_err(drop)
+        .expect("set once");
     let imps = [Imp::Floor, Imp::Ours, Imp::OursNear, Imp::OursMemory];
     workers.block_on(async {
         warm(&imps).await;

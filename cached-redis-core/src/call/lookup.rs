@@ -317,7 +317,7 @@ impl CallPath {
     }
 
     fn in_flight<T: DeserializeOwned>(&self, call: &Call<'_>) -> Option<Found<T>> {
-        let bytes = self.in_flight.get(call.key.as_bytes())?;
+        let bytes = self.in_flight.get(|| call.key.as_bytes())?;
         let opened = open_own(&bytes, &call.key).ok()?;
         Some(opened.found(Outcome::MemoryHit, Sealed::Shared(bytes)))
     }

@@ -32,11 +32,13 @@ pub(crate) struct InFlight {
 }
 
 impl InFlight {
-    pub(super) fn get(&self, key: &[u8]) -> Option<Bytes> {
+    /// The bytes in flight under the Redis key `key` makes, if any: the
+    /// key (a SHA-256) is made only when some write is in flight.
+    pub(super) fn get<'k>(&self, key: impl FnOnce() -> &'k [u8]) -> Option<Bytes> {
         if self.len.load(Ordering::Acquire) == 0 {
             return None;
         }
-        self.lock().get(key).cloned()
+        self.lock().get(key()).cloned()
     }
 
     fn insert(&self, key: Arc<[u8]>, bytes: Bytes) {

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -178,4 +179,32 @@ async fn only_early_refresh_entries_carry_a_compute_time() {
     let plain = entry("meridian:v1:transits-plain:*");
     assert_eq!(compute(&plain), None);
     assert_eq!(u16::from_le_bytes([plain[6], plain[7]]), 0, "no flag set");
+}
+
+/// Takes its arguments by value: refreshed in the background.
+#[redis_cached(domain = "owned", ttl = "2s", early_refresh = 1000, runtime = rt, skip(rt, calls))]
+async fn owned(day: u32, rt: Runtime, calls: Arc<Calls>) -> u32 {
+    calls.bump();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    day * 100 + calls.get() as u32
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_owns_its_arguments_is_refreshed_in_the_background() {
+    let server = RedisServer::start();
+    let rt = runtime(&server);
+    let calls = Arc::new(Calls::default());
+    let call = || owned(1, rt.clone(), Arc::clone(&calls));
+    assert_eq!(call().await, 101);
+    // β = 1000 with a 300 ms body: this call draws a refresh, and returns
+    // the current value at once while the refresh runs.
+    assert_eq!(call().await, 101, "the current value, not the refresh's");
+    let deadline = Instant::now() + SETTLE;
+    let mut latest = 101;
+    while latest == 101 && Instant::now() < deadline {
+        latest = call().await;
+    }
+    assert!(latest > 101, "a refreshed value is served: {latest}");
+    assert!(calls.get() >= 2);
+    assert_eq!(rt.stats().total.coalesced, 0, "nobody waited on a refresh");
 }

@@ -5,7 +5,8 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use cached_redis::{Runtime, redis_cached};
@@ -208,4 +209,55 @@ async fn without_the_option_an_error_past_the_ttl_is_the_callers() {
     mode.set(FAIL);
     assert_eq!(transit(&req, &rt, &mode).await, Err("down".to_owned()));
     assert_eq!(rt.stats().total.stale_served, 0);
+}
+
+/// Takes its arguments by value: past its `timeout` it can go on without
+/// the caller.
+#[redis_cached(
+    domain = "owned",
+    ttl = "300ms",
+    stale_if_error = "1h",
+    timeout = "100ms",
+    runtime = rt,
+    skip(rt, slow, calls)
+)]
+async fn owned(
+    day: u32,
+    rt: Runtime,
+    slow: Arc<AtomicBool>,
+    calls: Arc<Calls>,
+) -> Result<u32, String> {
+    calls.bump();
+    if slow.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    Ok(day * 100 + calls.get() as u32)
+}
+
+#[tokio::test]
+async fn a_body_past_its_timeout_finishes_in_the_background_and_is_stored() {
+    let server = RedisServer::start();
+    let rt = redis_runtime(&server.url());
+    let (slow, calls) = (Arc::new(AtomicBool::new(false)), Arc::new(Calls::default()));
+    let call = || owned(1, rt.clone(), Arc::clone(&slow), Arc::clone(&calls));
+    assert_eq!(call().await, Ok(101));
+    outlive_the_ttl().await;
+    slow.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    assert_eq!(call().await, Ok(101), "the stale value, at the soft limit");
+    assert!(
+        started.elapsed() < Duration::from_millis(350),
+        "{:?}",
+        started.elapsed()
+    );
+    // The body goes on, and stores its value when it finishes.
+    let stored = |rt: &Runtime| rt.stats().total.computes == 3;
+    let deadline = Instant::now() + SETTLE;
+    while !stored(&rt) && Instant::now() < deadline {
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(stored(&rt), "{:?}", rt.stats().total);
+    assert_eq!(call().await, Ok(102), "the next call is fresh");
+    assert_eq!(calls.get(), 2, "and computed nothing");
 }

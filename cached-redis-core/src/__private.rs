@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use crate::call::{Near, Site, SiteOptions, call_async, call_sync};
+pub use crate::call::{
+    Body, Detach, Near, Site, SiteOptions, Spawn, ViaLocal, ViaSend, call_async, call_sync,
+};
 pub use crate::key::{DEFAULT_HASH_LEN, DEFAULT_VERSION, KeyInput};
 pub use crate::policy::{
     Cloned, Copier, Copies, OkOnly, Plain, Policy, Probe, ProbeNone, SomeOnly, ViaClone, ViaDecode,

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// How a function's output maps to the value stored.
-pub trait Policy {
+pub trait Policy: Copy {
     /// The function's return type.
     type Output;
     /// The type stored in the cache.
@@ -64,6 +64,7 @@ impl<T: Clone + Send + Sync + 'static> Copier<T> {
 
 /// A policy whose stored values are `Clone`: served from memory as clones
 /// of a decoded copy.
+#[derive(Clone, Copy)]
 pub struct Cloned<P>(P);
 
 impl<P: Policy> Policy for Cloned<P>

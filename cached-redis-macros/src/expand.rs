@@ -6,7 +6,7 @@
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens as _, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned as _;
-use syn::{Block, Expr, GenericParam, Ident, ItemFn, ReturnType, Stmt};
+use syn::{Block, Expr, FnArg, GenericParam, Ident, ItemFn, ReturnType, Stmt};
 
 use crate::attr::{Args, DurationArg, EarlyArg, Errors, NearArg};
 use crate::func::{self, KeyArgs};
@@ -81,7 +81,8 @@ impl<'a> Expansion<'a> {
         let body = quote! {
             #[allow(unused_imports)]
             use #private::{
-                ViaClone as _, ViaDecode as _, ViaOption as _, ViaPlain as _, ViaResult as _,
+                ViaClone as _, ViaDecode as _, ViaLocal as _, ViaOption as _, ViaPlain as _,
+                ViaResult as _, ViaSend as _,
             };
             #site
             #runtime
@@ -347,15 +348,28 @@ impl<'a> Expansion<'a> {
 
     fn call(&self, function: &ItemFn) -> TokenStream {
         let private = &self.private;
-        let [runtime, key, policy] = ["runtime", "key", "policy"].map(local);
+        let [runtime, key, policy, body, detach_local] =
+            ["runtime", "key", "policy", "body", "detach"].map(local);
         let site = item("SITE");
         let (output, _) = output(function);
         let stmts = &function.block.stmts;
         if function.sig.asyncness.is_some() {
+            // With `early_refresh` or `timeout`, a body that owns its
+            // arguments outlives the call (a background refresh, a body
+            // finishing past its soft limit). Not tried when an argument
+            // borrows, nor without those options: the choice needs
+            // `'static` and `Send`, which for a borrowing or non-`Send`
+            // body would be asked for rather than passed over.
+            let outlives = self.args.early_refresh.is_some() || self.args.timeout.is_some();
+            let detach = if outlives && owns_arguments(function) {
+                quote!((&&#private::Detach::of(&#policy, &#body)).__cached_redis_detach())
+            } else {
+                quote!(::core::option::Option::None)
+            };
             // The unreachable early return fixes the async block's output type,
             // so `?` and `return` in the body infer as in the original function.
             quote! {
-                #private::call_async(#runtime, &#site, #key, #policy, async move {
+                let #body = async move {
                     #[allow(
                         unknown_lints, unreachable_code, clippy::diverging_sub_expression,
                         clippy::empty_loop, clippy::let_unit_value, clippy::needless_return
@@ -365,7 +379,12 @@ impl<'a> Expansion<'a> {
                         return __cached_redis_unreachable;
                     }
                     #(#stmts)*
-                })
+                };
+                let #detach_local = #detach;
+                #private::call_async(
+                    #runtime, &#site, #key, #policy,
+                    #private::Body::new(#body, #detach_local),
+                )
                 .await
             }
         } else {
@@ -399,6 +418,15 @@ fn mentions_self(function: &ItemFn) -> bool {
     function.sig.receiver().is_some()
         || scan(function.sig.to_token_stream())
         || scan(function.block.to_token_stream())
+}
+
+/// Whether every argument is taken by value, with no lifetime or reference
+/// in its type, and there is no receiver.
+fn owns_arguments(function: &ItemFn) -> bool {
+    function.sig.inputs.iter().all(|arg| match arg {
+        FnArg::Typed(arg) => !names_lifetime(&arg.ty.to_token_stream()),
+        FnArg::Receiver(_) => false,
+    })
 }
 
 /// Whether `ty` names a lifetime (`'a`, `'_`) or a reference.

@@ -14,6 +14,7 @@
 //!                                                  └──▶ Redis, behind the caller
 //! ```
 
+mod body;
 mod early;
 mod flight;
 mod lock;
@@ -28,6 +29,8 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use self::body::{Background, Detached, Work};
+pub use self::body::{Body, Detach, Spawn, ViaLocal, ViaSend};
 use self::flight::{Flights, Landing, Role};
 use self::lock::Remote;
 pub use self::site::{Near, Site, SiteOptions};
@@ -76,9 +79,24 @@ struct Call<'a> {
     /// `early_refresh`: β, how early a value is recomputed before it expires.
     early_refresh: Option<f64>,
     stats: &'a Arc<Domain>,
+    runtime: &'a Runtime,
 }
 
 impl Call<'_> {
+    /// This call's state, owned: for work that outlives it.
+    fn detach(&self) -> Detached {
+        Detached {
+            runtime: self.runtime.clone(),
+            key: self.key.detach(),
+            ttl: self.ttl,
+            window: self.window,
+            timeout: self.timeout,
+            near: self.near,
+            early_refresh: self.early_refresh,
+            stats: Arc::clone(self.stats),
+        }
+    }
+
     /// How long Redis and memory keep the entry: its TTL, and the stale
     /// window after it.
     fn kept_for(&self) -> Duration {
@@ -88,33 +106,34 @@ impl Call<'_> {
 
 /// Runs an async body through the cache.
 #[inline]
-pub fn call_async<'a, P, F>(
-    runtime: &'a Runtime,
+pub async fn call_async<P, F>(
+    runtime: &Runtime,
     site: &'static Site,
     input: KeyInput,
     policy: P,
-    body: F,
-) -> impl Future<Output = P::Output> + 'a
+    body: Body<P, F>,
+) -> P::Output
 where
-    P: Policy + 'a,
-    F: Future<Output = P::Output> + 'a,
+    P: Policy,
+    F: Future<Output = P::Output>,
 {
-    // Not an `async fn`, and no `Instrumented` wrapper: the state is built
-    // once, in place, instead of moved into a wrapper after.
-    let path = runtime.call_path();
-    async move {
-        let trace = Trace::start(site);
-        let stats = site.stats.get(&path.telemetry, site.domain());
-        let mut run = pin!(path.run(site, input, &policy, &stats, &trace, body));
-        let (output, outcome) = poll_fn(|cx| trace.poll_in_span(run.as_mut(), cx)).await;
-        stats.call(outcome);
-        trace.finish(outcome);
-        // A hit in memory or the near-cache never waits: a task calling
-        // in a loop would hold its worker forever. Counted against tokio's
-        // cooperative budget, it yields now and then (no-op off tokio).
-        tokio::task::coop::consume_budget().await;
-        output
-    }
+    // No `Instrumented` wrapper: the span is entered around each poll of
+    // the call's own state, built once, in place.
+    let trace = Trace::start(site);
+    let stats = site
+        .stats
+        .get(&runtime.call_path().telemetry, site.domain());
+    let mut run = pin!(CallPath::run(
+        runtime, site, input, &policy, &stats, &trace, body
+    ));
+    let (output, outcome) = poll_fn(|cx| trace.poll_in_span(run.as_mut(), cx)).await;
+    stats.call(outcome);
+    trace.finish(outcome);
+    // A hit in memory or the near-cache never waits: a task calling
+    // in a loop would hold its worker forever. Counted against tokio's
+    // cooperative budget, it yields now and then (no-op off tokio).
+    tokio::task::coop::consume_budget().await;
+    output
 }
 
 /// Runs a sync body through the cache: the same path as [`call_async`],
@@ -141,7 +160,7 @@ where
         site,
         input,
         policy,
-        async move { body() },
+        Body::local(async move { body() }),
     )))
 }
 
@@ -175,39 +194,50 @@ impl CallPath {
     }
 
     async fn run<P, F>(
-        &self,
+        runtime: &Runtime,
         site: &'static Site,
         input: KeyInput,
         policy: &P,
         stats: &Arc<Domain>,
         trace: &Trace,
-        body: F,
+        body: Body<P, F>,
     ) -> (P::Output, Outcome)
     where
         P: Policy,
         F: Future<Output = P::Output>,
     {
-        let Some(call) = self.prepare::<P>(site, input, stats) else {
-            let (output, took) = timed(body).await;
+        let this = runtime.call_path();
+        let Some(call) = this.prepare::<P>(runtime, site, input, stats) else {
+            let (output, took) = timed(body.future).await;
             return (output, Outcome::Bypassed { took });
         };
         trace.record_key(&call.key);
-        let mark = self.flights.mark();
+        let mark = this.flights.mark();
         let copier = policy.copier();
         let mut stale = None;
-        if let Some(found) = self.lookup(&call, copier).await {
+        if let Some(found) = this.lookup(&call, copier).await {
             if call.window.is_some() && !found.is_fresh() {
                 // Past its TTL: computed again, and kept at hand in case that fails.
                 stale = Some(found);
-            } else if !self.refreshes_early(&call, &found) {
+            } else if !this.refreshes_early(&call, &found) {
+                return (policy.restore(found.value), found.outcome);
+            } else if let Some(spawn) = body.detachable() {
+                // Refreshed in the background; this caller has its value.
+                let refresh = Work::Refresh { mark };
+                spawn(Background::new(
+                    call.detach(),
+                    *policy,
+                    Box::pin(body.future),
+                    refresh,
+                ));
                 return (policy.restore(found.value), found.outcome);
             } else {
-                // Refreshed before it expires by this caller, unless one in
-                // this process is on it already; the current value stands
-                // in if the refresh fails.
-                return match self.flights.join(call.key.as_bytes()) {
+                // Refreshed before it expires by this caller (the body
+                // borrows its arguments), unless one in this process is on
+                // it already; the current value stands in if that fails.
+                return match this.flights.join(call.key.as_bytes()) {
                     Role::Lead(leader) => {
-                        self.lead(&call, policy, body, Some(found), None, leader)
+                        this.lead(&call, policy, body, Some(found), None, leader)
                             .await
                     }
                     Role::Wait(_) => (policy.restore(found.value), found.outcome),
@@ -217,16 +247,16 @@ impl CallPath {
         // A waiter whose leader stalls takes that flight off the air and
         // joins again, once: usually it then leads.
         for _ in 0..2 {
-            match self.flights.join(call.key.as_bytes()) {
+            match this.flights.join(call.key.as_bytes()) {
                 Role::Lead(leader) => {
-                    if self.flights.landed_since(call.key.digest(), mark)
-                        && let Some(found) = self.landed(&call, copier)
+                    if this.flights.landed_since(call.key.digest(), mark)
+                        && let Some(found) = this.landed(&call, copier)
                     {
                         leader.land(Some(found.sealed.into_bytes()));
                         return (policy.restore(found.value), found.outcome);
                     }
-                    let lock = match site.options.lock.unwrap_or(self.lock) {
-                        true => match self.across_processes(&call, copier).await {
+                    let lock = match site.options.lock.unwrap_or(this.lock) {
+                        true => match this.across_processes(&call, copier).await {
                             Remote::Found(found) => {
                                 leader.land(Some(found.sealed.into_bytes()));
                                 return (policy.restore(found.value), found.outcome);
@@ -235,23 +265,23 @@ impl CallPath {
                         },
                         false => None,
                     };
-                    return self.lead(&call, policy, body, stale, lock, leader).await;
+                    return this.lead(&call, policy, body, stale, lock, leader).await;
                 }
-                Role::Wait(flight) => match flight.wait(self.single_flight_wait).await {
+                Role::Wait(flight) => match flight.wait(this.single_flight_wait).await {
                     Landing::Shared(bytes) => match lookup::open_own(&bytes, &call.key) {
                         Ok(opened) => return (policy.restore(opened.value), Outcome::Coalesced),
                         // Another input whose short hash collides with ours.
                         Err(_) => break,
                     },
                     Landing::Empty => break,
-                    Landing::Stalled => self.flights.abandon(call.key.as_bytes(), &flight),
+                    Landing::Stalled => this.flights.abandon(call.key.as_bytes(), &flight),
                 },
             }
         }
-        match self.compute(&call, policy, body, stale).await {
+        match this.compute(&call, policy, body, stale).await {
             Ran::Output(output, took) => {
                 let stored = (policy.storable(&output), took);
-                let (_, write) = self.store(&call, stored, copier, None);
+                let (_, write) = this.store(&call, stored, copier, None);
                 (output, Outcome::Computed { took, write })
             }
             Ran::Stale(output, outcome, _) => (output, outcome),
@@ -265,7 +295,7 @@ impl CallPath {
         &self,
         call: &Call<'_>,
         policy: &P,
-        body: F,
+        body: Body<P, F>,
         stale: Option<lookup::Found<P::Stored>>,
         lock: Option<lock::Lock>,
         leader: flight::Leader<'_>,
@@ -302,6 +332,7 @@ impl CallPath {
     /// Builds the call's key, or `None` when the cache must be bypassed.
     fn prepare<'a, P: Policy>(
         &'a self,
+        runtime: &'a Runtime,
         site: &'static Site,
         input: KeyInput,
         stats: &'a Arc<Domain>,
@@ -323,6 +354,7 @@ impl CallPath {
                 near: site.options.near.bound(self.near),
                 early_refresh: site.options.early_refresh,
                 stats,
+                runtime,
             }),
             Err(err) => {
                 self.telemetry.warn("key", |suppressed| {

@@ -16,6 +16,7 @@ use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use super::body::{Background, Body, Work};
 use super::lookup::Found;
 use super::{Call, CallPath, timed};
 use crate::io::io;
@@ -34,26 +35,38 @@ pub(super) enum Ran<O> {
 
 impl CallPath {
     /// Runs `body`; with a `stale` value at hand, a body that fails,
-    /// panics or passes the function's `timeout` gives way to it (the body
-    /// is then dropped: it borrows the caller's arguments and cannot
-    /// outlive the call).
+    /// panics or passes the function's `timeout` gives way to it. A body
+    /// past its `timeout` that can outlive the call (see `body`) goes on
+    /// in the background and stores its value when it finishes; one that
+    /// borrows the caller's arguments is dropped.
     pub(super) async fn compute<P: Policy, F: Future<Output = P::Output>>(
         &self,
         call: &Call<'_>,
         policy: &P,
-        body: F,
+        body: Body<P, F>,
         stale: Option<Found<P::Stored>>,
     ) -> Ran<P::Output> {
         let Some(stale) = stale else {
-            let (output, took) = timed(body).await;
+            let (output, took) = timed(body.future).await;
             return Ran::Output(output, took);
         };
         let started = Instant::now();
-        let caught = CatchUnwind(pin!(body));
         let deadline = call.timeout.and_then(|limit| started.checked_add(limit));
-        let result = match (deadline, io()) {
-            (Some(deadline), Some(io)) => io.timeout(deadline, caught).await.ok(),
-            _ => Some(caught.await),
+        let result = match (body.detachable(), deadline.zip(io())) {
+            (Some(spawn), Some((deadline, io))) => {
+                let mut body = Box::pin(body.future);
+                let result = io.timeout(deadline, CatchUnwind(body.as_mut())).await.ok();
+                if result.is_none() {
+                    let finish = Work::Finish { started };
+                    spawn(Background::new(call.detach(), *policy, body, finish));
+                }
+                result
+            }
+            (None, Some((deadline, io))) => io
+                .timeout(deadline, CatchUnwind(pin!(body.future)))
+                .await
+                .ok(),
+            (_, None) => Some(CatchUnwind(pin!(body.future)).await),
         };
         let took = started.elapsed();
         let (reason, panic) = match result {

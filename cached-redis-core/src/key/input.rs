@@ -151,6 +151,26 @@ pub(crate) struct CallKey<'a> {
 }
 
 impl CallKey<'_> {
+    /// This key, owned and hashed: for work that outlives its call (a
+    /// refresh or a computation finishing in the background).
+    pub(crate) fn detach(&self) -> CallKey<'static> {
+        let scratch = Scratch {
+            exact: self.exact().to_vec(),
+            ..Scratch::default()
+        };
+        CallKey {
+            input: KeyInput {
+                shape: self.input.shape,
+                scratch: Some(Box::new(scratch)),
+                failed: None,
+            },
+            // Never read: the key is hashed already.
+            namespace: "",
+            schema: self.schema,
+            hashed: OnceLock::from(self.key().clone()),
+        }
+    }
+
     /// The call's exact input, prefixed with its domain's key prefix: what
     /// the memory cache is keyed by. Equal bytes, equal inputs — no
     /// truncated hash can collide here.

@@ -127,9 +127,9 @@ fn tagged(name: &str, rt: &Runtime) -> Tagged {
 }
 
 #[test]
-fn types_postcard_cannot_read_back_are_not_cached() {
-    // An internally tagged enum needs a self-describing format: storing it
-    // would cost a write and a failed decode on every call, so it bypasses.
+fn types_postcard_cannot_read_back_are_cached_as_message_pack() {
+    // An internally tagged enum needs a self-describing format: stored as
+    // MessagePack (tests/codecs.rs covers the other shapes, over Redis).
     let rt = rt();
     for _ in 0..3 {
         assert_eq!(
@@ -139,7 +139,6 @@ fn types_postcard_cannot_read_back_are_not_cached() {
             }
         );
     }
-    assert_eq!(rt.stats().total.computes, 3);
-    assert_eq!(rt.stats().total.bypassed, 3);
-    assert_eq!(rt.stats().total.corrupt, 0);
+    let stats = rt.stats().total;
+    assert_eq!((stats.computes, stats.bypassed, stats.corrupt), (1, 0, 0));
 }

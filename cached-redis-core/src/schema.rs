@@ -20,7 +20,7 @@
 //! [`MAX_ROUNDS`] rounds run, and a type that asks for `deserialize_any`
 //! (internally tagged or untagged enums, `#[serde(flatten)]`, `serde_json::
 //! Value`) is recorded as such — postcard cannot decode it, so the runtime
-//! does not cache it at all (see [`Schema::decodable`]).
+//! stores it as MessagePack (see [`Schema::format`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::{self, Write as _};
@@ -29,6 +29,8 @@ use std::sync::{LazyLock, OnceLock, RwLock};
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
 use sha2::{Digest, Sha256};
+
+use crate::codec::Format;
 
 const MAX_DEPTH: u32 = 16;
 const MAX_ROUNDS: usize = 64;
@@ -39,9 +41,9 @@ const CONTEXT: &[u8] = b"cached-redis/schema/2\0";
 pub(crate) struct Schema {
     /// SHA-256 of the type's name and traced shape.
     pub fingerprint: [u8; 32],
-    /// `false` when the type needs a self-describing format: postcard would
-    /// write it but never read it back, so caching it would only cost.
-    pub decodable: bool,
+    /// The codec: MessagePack when the type needs a self-describing format
+    /// (postcard would write it but never read it back), else postcard.
+    pub format: Format,
 }
 
 /// Computed once per type; keyed by type name because a `DeserializeOwned`
@@ -93,12 +95,10 @@ pub(crate) fn schema<T: DeserializeOwned>() -> Schema {
         return schema;
     }
     let (shape, decodable) = trace::<T>();
-    if !decodable {
-        tracing::warn!(
-            r#type = name,
-            "this type needs a self-describing format (tagged/untagged enum, flatten, Value) and is not cached"
-        );
-    }
+    let format = match decodable {
+        true => Format::Postcard,
+        false => Format::MessagePack,
+    };
     let mut hasher = Sha256::new();
     hasher.update(CONTEXT);
     hasher.update(name.as_bytes());
@@ -106,7 +106,7 @@ pub(crate) fn schema<T: DeserializeOwned>() -> Schema {
     hasher.update(shape.as_bytes());
     let schema = Schema {
         fingerprint: hasher.finalize().into(),
-        decodable,
+        format,
     };
     if let Ok(mut map) = SCHEMAS.write() {
         map.insert(name, schema);
@@ -612,9 +612,9 @@ mod tests {
     }
 
     #[test]
-    fn self_describing_types_are_flagged_undecodable() {
-        assert!(!schema::<Tagged>().decodable);
-        assert!(schema::<Chart>().decodable);
+    fn self_describing_types_are_stored_as_message_pack() {
+        assert_eq!(schema::<Tagged>().format, Format::MessagePack);
+        assert_eq!(schema::<Chart>().format, Format::Postcard);
     }
 
     #[test]

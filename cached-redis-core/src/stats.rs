@@ -28,8 +28,7 @@ pub struct CacheStats {
     pub corrupt: u64,
     /// Redis writes dropped because too many were in flight.
     pub writes_dropped: u64,
-    /// Calls that skipped the cache: a key that could not be built, or a
-    /// type postcard cannot read back.
+    /// Calls that skipped the cache: a key that could not be built.
     pub bypassed: u64,
     /// Redis operations not attempted because the circuit breaker was open.
     pub redis_skipped: u64,
@@ -41,6 +40,9 @@ pub struct CacheStats {
     /// Calls answered with a value past its TTL because the body failed,
     /// panicked or ran past its `timeout` (`stale_if_error`).
     pub stale_served: u64,
+    /// Values returned but not stored: their codec could not encode them
+    /// (a sequence of unknown length for postcard, a `Serialize` that fails).
+    pub unencodable: u64,
 }
 
 impl CacheStats {
@@ -98,11 +100,12 @@ pub(crate) enum Tally {
     Coalesced,
     Oversize,
     Stale,
+    Unencodable,
 }
 
 impl Tally {
     /// Every tally, in declaration order (`tally as usize` indexes this).
-    pub(crate) const ALL: [Tally; 12] = [
+    pub(crate) const ALL: [Tally; 13] = [
         Tally::RedisHit,
         Tally::RedisMiss,
         Tally::MemoryHit,
@@ -115,6 +118,7 @@ impl Tally {
         Tally::Coalesced,
         Tally::Oversize,
         Tally::Stale,
+        Tally::Unencodable,
     ];
 }
 
@@ -141,6 +145,7 @@ impl Counters {
             coalesced: get(Tally::Coalesced),
             oversize: get(Tally::Oversize),
             stale_served: get(Tally::Stale),
+            unencodable: get(Tally::Unencodable),
         }
     }
 }

@@ -161,6 +161,7 @@ fn metric(tally: Tally) -> Option<&'static str> {
         Tally::RedisSkipped => "cache_redis_skipped_total",
         Tally::Coalesced => "cache_coalesced_total",
         Tally::Oversize => "cache_oversize_total",
+        Tally::Unencodable => "cache_unencodable_total",
         Tally::Compute | Tally::RedisError | Tally::Corrupt | Tally::Stale => return None,
     })
 }
@@ -395,6 +396,11 @@ impl Domain {
     /// Counts a value returned but not stored: too large.
     pub(crate) fn oversize(&self) {
         self.bump(Tally::Oversize);
+    }
+
+    /// Counts a value returned but not stored: its codec failed on it.
+    pub(crate) fn unencodable(&self) {
+        self.bump(Tally::Unencodable);
     }
 
     /// Records one Redis read and how long it took.

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use super::flight::Role;
 use tokio::runtime::Handle;
 
+use crate::codec::Format;
 use crate::key::CallKey;
 use crate::policy::Policy;
 use crate::runtime::Runtime;
@@ -81,6 +82,7 @@ pub(super) enum Work {
 pub(super) struct Detached {
     pub(super) runtime: Runtime,
     pub(super) key: CallKey<'static>,
+    pub(super) format: Format,
     pub(super) ttl: Duration,
     pub(super) window: Option<Duration>,
     pub(super) timeout: Option<Duration>,
@@ -111,6 +113,7 @@ impl<P: Policy, F: Future<Output = P::Output>> Background<P, F> {
         let Detached {
             runtime,
             key,
+            format,
             ttl,
             window,
             timeout,
@@ -120,6 +123,7 @@ impl<P: Policy, F: Future<Output = P::Output>> Background<P, F> {
         } = call;
         let call = super::Call {
             key,
+            format,
             ttl,
             window,
             timeout,

@@ -16,10 +16,9 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 
 use super::{Call, CallPath};
-use crate::codec::{Codec, Postcard};
+use crate::codec::Format;
 use crate::envelope::{self, EnvelopeError};
 use crate::io::io;
-use crate::key::CallKey;
 use crate::memory::{Bytes, Held};
 use crate::policy::{Copier, Decoded};
 use crate::redis::RedisError;
@@ -94,31 +93,36 @@ impl<T> Opened<T> {
     }
 }
 
-/// Validates `bytes` read from Redis as an entry of `key` and decodes its value.
+/// Validates `bytes` read from Redis as an entry of `call`'s key and
+/// decodes its value.
 fn open<T: DeserializeOwned>(
     bytes: &[u8],
-    key: &CallKey<'_>,
+    call: &Call<'_>,
     signer: Option<&Signer>,
 ) -> Result<Opened<T>, Invalid> {
-    decoded(envelope::open_stored(
-        bytes,
-        key.digest(),
-        Postcard::ID,
-        signer,
-    )?)
+    let format = call.format;
+    let envelope = envelope::open_stored(bytes, call.key.digest(), format.id(), signer)?;
+    decoded(envelope, format)
 }
 
 /// [`open`] for bytes this process sealed or validated itself (see
 /// `envelope::open_own`).
 pub(super) fn open_own<T: DeserializeOwned>(
     bytes: &[u8],
-    key: &CallKey<'_>,
+    call: &Call<'_>,
 ) -> Result<Opened<T>, Invalid> {
-    decoded(envelope::open_own(bytes, key.digest(), Postcard::ID)?)
+    let format = call.format;
+    decoded(
+        envelope::open_own(bytes, call.key.digest(), format.id())?,
+        format,
+    )
 }
 
-fn decoded<T: DeserializeOwned>(envelope: envelope::Envelope<'_>) -> Result<Opened<T>, Invalid> {
-    Ok(Opened::new(Postcard::decode(envelope.body)?, &envelope))
+fn decoded<T: DeserializeOwned>(
+    envelope: envelope::Envelope<'_>,
+    format: Format,
+) -> Result<Opened<T>, Invalid> {
+    Ok(Opened::new(format.decode(envelope.body)?, &envelope))
 }
 
 /// Why an entry was not used.
@@ -146,16 +150,16 @@ impl Invalid {
 /// Its value is a clone of the decoded copy kept with it, if any.
 fn held<T: DeserializeOwned>(
     held: Held,
-    outcome: Outcome,
+    (outcome, format): (Outcome, Format),
     copier: Option<Copier<T>>,
 ) -> Option<Found<T>> {
-    let envelope = envelope::open_held(&held.bytes, Postcard::ID).ok()?;
+    let envelope = envelope::open_held(&held.bytes, format.id()).ok()?;
     let copy = copier
         .zip(held.decoded.as_ref())
         .and_then(|(copier, decoded)| (copier.take)(decoded));
     let opened = match copy {
         Some(value) => Opened::new(value, &envelope),
-        None => decoded(envelope).ok()?,
+        None => decoded(envelope, format).ok()?,
     };
     Some(opened.found(outcome, Sealed::Shared(held.bytes)))
 }
@@ -209,7 +213,7 @@ impl CallPath {
         if let Some((_, copies)) = near
             && let Some(found) = copies
                 .lookup(call.key.exact())
-                .and_then(|copy| held(copy, Outcome::RedisHit, copier))
+                .and_then(|copy| held(copy, (Outcome::RedisHit, call.format), copier))
         {
             return Some(found);
         }
@@ -222,7 +226,7 @@ impl CallPath {
         let took = started.elapsed();
         let stats = call.stats;
         match read {
-            Ok(Some(bytes)) => match open(&bytes, &call.key, self.signer.as_ref()) {
+            Ok(Some(bytes)) => match open(&bytes, call, self.signer.as_ref()) {
                 Ok(opened) => {
                     stats.read(Read::Hit, took);
                     let fresh_until_ms = opened.fresh_until_ms();
@@ -295,7 +299,7 @@ impl CallPath {
         copier: Option<Copier<T>>,
     ) -> Option<Found<T>> {
         let bytes = self.redis.as_ref()?.get(call.key.as_bytes()).await.ok()??;
-        let opened = open(&bytes, &call.key, self.signer.as_ref()).ok()?;
+        let opened = open(&bytes, call, self.signer.as_ref()).ok()?;
         // Past its TTL (kept for `stale_if_error`) it is not the new value.
         if envelope::now_ms() >= opened.fresh_until_ms() {
             return None;
@@ -318,7 +322,7 @@ impl CallPath {
 
     fn in_flight<T: DeserializeOwned>(&self, call: &Call<'_>) -> Option<Found<T>> {
         let bytes = self.in_flight.get(|| call.key.as_bytes())?;
-        let opened = open_own(&bytes, &call.key).ok()?;
+        let opened = open_own(&bytes, call).ok()?;
         Some(opened.found(Outcome::MemoryHit, Sealed::Shared(bytes)))
     }
 
@@ -328,11 +332,8 @@ impl CallPath {
         outcome: Outcome,
         copier: Option<Copier<T>>,
     ) -> Option<Found<T>> {
-        held(
-            self.memory.as_ref()?.lookup(call.key.exact())?,
-            outcome,
-            copier,
-        )
+        let entry = self.memory.as_ref()?.lookup(call.key.exact())?;
+        held(entry, (outcome, call.format), copier)
     }
 
     /// Keeps a value read from Redis in memory for as long as it has left,

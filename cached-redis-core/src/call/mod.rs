@@ -37,6 +37,7 @@ pub use self::site::{Near, Site, SiteOptions};
 use self::stale::Ran;
 pub(crate) use self::store::InFlight;
 use self::trace::Trace;
+use crate::codec::Format;
 use crate::config::Config;
 use crate::key::{CallKey, KeyInput};
 use crate::memory::MemoryStore;
@@ -69,6 +70,8 @@ pub(crate) struct CallPath {
 /// One call, once its key is built.
 struct Call<'a> {
     key: CallKey<'a>,
+    /// The codec of the function's stored type.
+    format: Format,
     ttl: Duration,
     /// `stale_if_error`: how long past its TTL an entry is kept.
     window: Option<Duration>,
@@ -88,6 +91,7 @@ impl Call<'_> {
         Detached {
             runtime: self.runtime.clone(),
             key: self.key.detach(),
+            format: self.format,
             ttl: self.ttl,
             window: self.window,
             timeout: self.timeout,
@@ -268,7 +272,7 @@ impl CallPath {
                     return this.lead(&call, policy, body, stale, lock, leader).await;
                 }
                 Role::Wait(flight) => match flight.wait(this.single_flight_wait).await {
-                    Landing::Shared(bytes) => match lookup::open_own(&bytes, &call.key) {
+                    Landing::Shared(bytes) => match lookup::open_own(&bytes, &call) {
                         Ok(opened) => return (policy.restore(opened.value), Outcome::Coalesced),
                         // Another input whose short hash collides with ours.
                         Err(_) => break,
@@ -341,13 +345,10 @@ impl CallPath {
             return None;
         }
         let stored = site.schema.get::<P::Stored>();
-        if !stored.decodable {
-            // Warned about once per type when its schema was traced.
-            return None;
-        }
         match input.finish(&self.namespace, &stored.fingerprint) {
             Ok(key) => Some(Call {
                 key,
+                format: stored.format,
                 ttl: site.options.ttl.unwrap_or(self.default_ttl),
                 window: site.options.stale_if_error,
                 timeout: site.options.timeout,

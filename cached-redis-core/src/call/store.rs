@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{Call, CallPath};
-use crate::codec::{Codec, Postcard};
 use crate::envelope;
 use crate::io::io;
 use crate::memory::{Bytes, Held};
@@ -89,10 +88,15 @@ impl CallPath {
         let Some(value) = value else {
             return (None, Write::None);
         };
-        let body = match Postcard::encode(value) {
+        let body = match call.format.encode(value) {
             Ok(body) => body,
             Err(err) => {
-                tracing::warn!(domain = call.stats.name(), key = call.key.hash(), error = %err, "value cannot be encoded; not cached");
+                call.stats.unencodable();
+                let domain = call.stats.name();
+                self.telemetry
+                    .warn_for("unencodable", domain, Duration::from_secs(60), |suppressed| {
+                        tracing::warn!(domain, error = %err, suppressed, "value cannot be encoded; returned, not cached");
+                    });
                 return (None, Write::None);
             }
         };
@@ -117,7 +121,8 @@ impl CallPath {
             return (None, Write::None);
         }
         let bytes: Bytes =
-            envelope::seal_with(call.key.digest(), Postcard::ID, call.ttl, &body, extras).into();
+            envelope::seal_with(call.key.digest(), call.format.id(), call.ttl, &body, extras)
+                .into();
         if let Some(memory) = &self.memory {
             let decoded = copier.map(|copier| (copier.keep)(value));
             let held = Held {

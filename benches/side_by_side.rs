@@ -712,7 +712,8 @@ fn main() {
     println!("payload {} bytes (postcard); {ROUNDS} rounds", body.len());
     let all = [Imp::Floor, Imp::Cached, Imp::Ours];
     let options = [Imp::OursHmac, Imp::OursTls];
-    // `ONLY=latency,throughput,miss,current,allocations,cpu,scale` runs a subset.
+    // `ONLY=latency,throughput,miss,current,allocations,cpu,scale,near,compression`
+    // runs a subset.
     let only = std::env::var("ONLY").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only.split(',').any(|part| part == name);
     workers.block_on(async {
@@ -776,6 +777,77 @@ fn main() {
     }
     if wanted("cpu") {
         current.block_on(cpu_bound(&body));
+    }
+    if wanted("compression") {
+        compression(&body);
+    }
+}
+
+/// The compression candidates on the chart value and on ~100 KB of
+/// charts: size ratio, and per-call p50 of compressing and decompressing.
+fn compression(chart: &[u8]) {
+    type Pack = fn(&[u8]) -> Vec<u8>;
+    let charts: Vec<Chart> = (0..KEYS)
+        .map(|i| compute(request(i)).expect("chart"))
+        .collect();
+    let hundred_kb = postcard::to_allocvec(&charts).expect("encodes");
+    // The same charts as MessagePack, as a self-describing type is stored:
+    // every field name repeated.
+    let named = rmp_serde::to_vec_named(&charts).expect("encodes");
+    let candidates: [(&str, Pack, Pack); 4] = [
+        ("lz4 (lz4_flex)", lz4_flex::compress_prepend_size, |bytes| {
+            lz4_flex::decompress_size_prepended(bytes).expect("lz4")
+        }),
+        (
+            "zstd -1",
+            |bytes| zstd::bulk::compress(bytes, -1).expect("zstd"),
+            |bytes| zstd::bulk::decompress(bytes, 1 << 20).expect("zstd"),
+        ),
+        (
+            "zstd 1",
+            |bytes| zstd::bulk::compress(bytes, 1).expect("zstd"),
+            |bytes| zstd::bulk::decompress(bytes, 1 << 20).expect("zstd"),
+        ),
+        (
+            "zstd 3",
+            |bytes| zstd::bulk::compress(bytes, 3).expect("zstd"),
+            |bytes| zstd::bulk::decompress(bytes, 1 << 20).expect("zstd"),
+        ),
+    ];
+    println!("\ncompression: size after / before, per-call p50 (µs) over {ROUNDS} rounds");
+    let payloads = [
+        ("chart", chart),
+        ("100 charts, postcard", &hundred_kb[..]),
+        ("100 charts, MessagePack", &named[..]),
+    ];
+    for (name, payload) in payloads {
+        println!("  {name}, {} bytes", payload.len());
+        for (codec, pack, unpack) in candidates {
+            let packed = pack(payload);
+            assert_eq!(unpack(&packed), payload);
+            let time = |f: &dyn Fn() -> Vec<u8>| {
+                let mut p50s: Vec<f64> = (0..ROUNDS)
+                    .map(|_| {
+                        let mut slice: Vec<Duration> = (0..20)
+                            .map(|_| {
+                                let started = Instant::now();
+                                black_box(f());
+                                started.elapsed()
+                            })
+                            .collect();
+                        percentile(&mut slice, 0.5).as_secs_f64() * 1e6
+                    })
+                    .collect();
+                p50s.sort_by(f64::total_cmp);
+                median(&p50s)
+            };
+            println!(
+                "    {codec:<16} {:>6.3}   compress {:>8.2}   decompress {:>8.2}",
+                packed.len() as f64 / payload.len() as f64,
+                time(&|| pack(payload)),
+                time(&|| unpack(&packed)),
+            );
+        }
     }
 }
 

@@ -16,20 +16,24 @@
 //! ```
 
 pub use crate::config::{
-    DEFAULT_BREAKER_FAILURES, DEFAULT_BREAKER_OPEN, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_MAX_PENDING_WRITES, DEFAULT_MEMORY_CAPACITY, DEFAULT_REDIS_RETRIES,
-    DEFAULT_REDIS_TIMEOUT, DEFAULT_REDIS_URL, DEFAULT_SINGLE_FLIGHT_WAIT, DEFAULT_TTL,
+    DEFAULT_BREAKER_FAILURES, DEFAULT_BREAKER_OPEN, DEFAULT_COMPRESS_MIN_BYTES,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MEMORY_CAPACITY,
+    DEFAULT_REDIS_RETRIES, DEFAULT_REDIS_TIMEOUT, DEFAULT_REDIS_URL, DEFAULT_SINGLE_FLIGHT_WAIT,
+    DEFAULT_TTL,
 };
 pub use crate::duration::{DurationError, parse_duration};
 
-/// The bytes stored under a key: a 64-byte header, an HMAC when signed
-/// (`CACHE_HMAC_KEY`), then the postcard-encoded value. Every field is
-/// checked on read; anything that does not validate is a miss, never a
-/// value. The layout is in `docs/design.md` ("Envelope format"). `open`
-/// here accepts a signed entry without checking its HMAC: it has no key.
+/// The bytes stored under a key: a 64-byte header, the compute time when
+/// timed (`early_refresh`), an HMAC when signed (`CACHE_HMAC_KEY`), then
+/// the encoded value (postcard or MessagePack, LZ4-compressed when
+/// flagged). Every field is checked on read; anything that does not
+/// validate is a miss, never a value. The layout is in `docs/design.md`
+/// ("Envelope format"). `open` here accepts a signed entry without
+/// checking its HMAC: it has no key.
 pub mod envelope {
     pub use crate::envelope::{
-        ENVELOPE_VERSION, Envelope, EnvelopeError, FLAG_SIGNED, HEADER_LEN, MAGIC, open, seal,
+        ENVELOPE_VERSION, Envelope, EnvelopeError, FLAG_COMPRESSED, FLAG_SIGNED, FLAG_TIMED,
+        HEADER_LEN, MAGIC, open, seal,
     };
 }
 pub use crate::key::{

@@ -35,6 +35,8 @@ const MAX_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 const MAX_PENDING_WRITES: usize = 1 << 20;
 /// Default largest sealed value stored (`CACHE_MAX_VALUE_BYTES`), 1 MiB.
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
+/// Default size from which a value is compressed (`CACHE_COMPRESS_MIN_BYTES`), 1 KiB.
+pub const DEFAULT_COMPRESS_MIN_BYTES: usize = 1 << 10;
 /// Default bound on the memory cache's size (`CACHE_MEMORY_MAX_BYTES`), 64 MiB.
 pub const DEFAULT_MEMORY_MAX_BYTES: u64 = 64 << 20;
 /// Largest accepted value limit: Redis itself refuses strings over 512 MiB.
@@ -118,6 +120,7 @@ pub struct Config {
     pub(crate) near: Option<Duration>,
     pub(crate) max_pending_writes: usize,
     pub(crate) max_value_bytes: usize,
+    pub(crate) compress_min_bytes: usize,
     pub(crate) memory_max_bytes: u64,
     pub(crate) credentials: Credentials,
     pub(crate) hmac_key: Option<Secret<Vec<u8>>>,
@@ -145,6 +148,7 @@ impl Default for Config {
             near: None,
             max_pending_writes: DEFAULT_MAX_PENDING_WRITES,
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+            compress_min_bytes: DEFAULT_COMPRESS_MIN_BYTES,
             memory_max_bytes: DEFAULT_MEMORY_MAX_BYTES,
             credentials: Credentials::default(),
             hmac_key: None,
@@ -258,6 +262,10 @@ impl Config {
             builder =
                 builder.max_value_bytes(parse_count(name, &value, "a whole number of bytes")?);
         }
+        if let Some((name, value)) = var("CACHE_COMPRESS_MIN_BYTES") {
+            builder =
+                builder.compress_min_bytes(parse_count(name, &value, "a whole number of bytes")?);
+        }
         if let Some((name, value)) = var("CACHE_MEMORY_FALLBACK") {
             builder = builder.memory_fallback(parse_flag(name, &value)?);
         }
@@ -326,6 +334,10 @@ impl Config {
     /// Largest sealed value stored (`CACHE_MAX_VALUE_BYTES`).
     pub fn max_value_bytes(&self) -> usize {
         self.max_value_bytes
+    }
+    /// Size from which an encoded value is compressed (`CACHE_COMPRESS_MIN_BYTES`).
+    pub fn compress_min_bytes(&self) -> usize {
+        self.compress_min_bytes
     }
     /// Bound on the bytes the memory cache holds (`CACHE_MEMORY_MAX_BYTES`).
     pub fn memory_max_bytes(&self) -> u64 {
@@ -417,6 +429,7 @@ impl fmt::Debug for Config {
             .field("near", &self.near)
             .field("max_pending_writes", &self.max_pending_writes)
             .field("max_value_bytes", &self.max_value_bytes)
+            .field("compress_min_bytes", &self.compress_min_bytes)
             .field("memory_max_bytes", &self.memory_max_bytes)
             .field("credentials", &self.credentials)
             .field("hmac_key", &self.hmac_key)
@@ -579,6 +592,20 @@ impl ConfigBuilder {
     /// but stored nowhere, and counted (`CACHE_MAX_VALUE_BYTES`).
     pub fn max_value_bytes(mut self, bytes: usize) -> Self {
         self.config.max_value_bytes = bytes;
+        self
+    }
+    /// Compresses (LZ4) every encoded value of at least `bytes` that
+    /// compression makes smaller (`CACHE_COMPRESS_MIN_BYTES`, default 1 KiB;
+    /// `usize::MAX` never compresses). Entries are read whether compressed
+    /// or not, so the threshold can change without a cold cache.
+    ///
+    /// ```
+    /// let config = cached_redis_core::Config::builder().compress_min_bytes(4096).build()?;
+    /// assert_eq!(config.compress_min_bytes(), 4096);
+    /// # Ok::<(), cached_redis_core::ConfigError>(())
+    /// ```
+    pub fn compress_min_bytes(mut self, bytes: usize) -> Self {
+        self.config.compress_min_bytes = bytes;
         self
     }
     /// Signs every entry written with this key (HMAC-SHA256) and accepts

@@ -5,7 +5,8 @@
 //!  0      4   magic  b"CRDS"
 //!  4      1   envelope version (1)
 //!  5      1   codec id (1 = postcard)
-//!  6      2   flags (LE u16): bit 0 set = signed, bit 1 set = timed;
+//!  6      2   flags (LE u16): bit 0 set = signed, bit 1 set = timed,
+//!             bit 2 set = compressed (the body is LZ4, see `compress`);
 //!             other bits must be 0
 //!  8     32   SHA-256 digest of the key input
 //! 40      8   created at, Unix milliseconds (LE u64)
@@ -39,6 +40,8 @@ pub const HEADER_LEN: usize = 64;
 pub const FLAG_SIGNED: u16 = 1;
 /// The flag of an envelope that carries its value's compute time.
 pub const FLAG_TIMED: u16 = 2;
+/// The flag of an envelope whose body is compressed.
+pub const FLAG_COMPRESSED: u16 = 4;
 /// Size of the compute time of a timed envelope.
 const TIMED_LEN: usize = 4;
 
@@ -105,6 +108,8 @@ pub struct Envelope<'a> {
     /// How long the value took to compute, when it was stored with it
     /// (whole milliseconds).
     pub compute: Option<Duration>,
+    /// Whether the body is compressed (LZ4, its length prepended).
+    pub compressed: bool,
     /// The encoded value.
     pub body: &'a [u8],
 }
@@ -133,21 +138,16 @@ pub(crate) struct Extras<'s> {
     pub(crate) signer: Option<&'s Signer>,
     /// Records how long the value took to compute.
     pub(crate) compute: Option<Duration>,
+    /// Marks the body as compressed.
+    pub(crate) compressed: bool,
 }
 
 impl Extras<'_> {
     fn flags(self) -> u16 {
-        let signed = if self.signer.is_some() {
-            FLAG_SIGNED
-        } else {
-            0
-        };
-        let timed = if self.compute.is_some() {
-            FLAG_TIMED
-        } else {
-            0
-        };
-        signed | timed
+        let flag = |set: bool, flag: u16| if set { flag } else { 0 };
+        flag(self.signer.is_some(), FLAG_SIGNED)
+            | flag(self.compute.is_some(), FLAG_TIMED)
+            | flag(self.compressed, FLAG_COMPRESSED)
     }
 
     /// Bytes between the header and the body.
@@ -300,7 +300,7 @@ fn open_checked<'a>(
         });
     }
     let flags = u16::from_le_bytes([header[6], header[7]]);
-    if flags & !(FLAG_SIGNED | FLAG_TIMED) != 0 {
+    if flags & !(FLAG_SIGNED | FLAG_TIMED | FLAG_COMPRESSED) != 0 {
         return Err(EnvelopeError::UnknownFlags(flags));
     }
     let timed_len = if flags & FLAG_TIMED != 0 {
@@ -343,6 +343,7 @@ fn open_checked<'a>(
         compute: <[u8; TIMED_LEN]>::try_from(timed)
             .ok()
             .map(|ms| Duration::from_millis(u64::from(u32::from_le_bytes(ms)))),
+        compressed: flags & FLAG_COMPRESSED != 0,
         body,
     })
 }
@@ -395,6 +396,7 @@ mod tests {
                 created_at_ms: 1_700_000_000_000,
                 ttl: TTL,
                 compute: None,
+                compressed: false,
                 body: b"body bytes"
             }
         );
@@ -403,8 +405,8 @@ mod tests {
     #[test]
     fn the_compute_time_is_kept_and_checksummed() {
         let timed = |compute| Extras {
-            signer: None,
             compute: Some(compute),
+            ..Extras::default()
         };
         let bytes = seal_at(
             &DIGEST,

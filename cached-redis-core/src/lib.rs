@@ -27,6 +27,7 @@ pub mod advanced;
 mod call;
 mod canonical;
 mod codec;
+mod compress;
 mod config;
 mod duration;
 mod envelope;

@@ -22,7 +22,15 @@ pub(crate) type Bytes = Arc<[u8]>;
 #[derive(Clone)]
 pub(crate) struct Held {
     pub(crate) bytes: Bytes,
-    pub(crate) decoded: Option<Decoded>,
+    pub(crate) decoded: Option<DecodedCopy>,
+}
+
+/// A decoded value, and what it is weighed as: its encoded size before
+/// compression, close to its heap size for the types a cache holds.
+#[derive(Clone)]
+pub(crate) struct DecodedCopy {
+    pub(crate) value: Decoded,
+    pub(crate) weight: usize,
 }
 
 impl Held {
@@ -51,9 +59,8 @@ pub(crate) struct MemoryStore {
     taken: Taken,
 }
 
-/// An entry weighs its bytes (key, value and bookkeeping; a decoded copy
-/// counted as large as the sealed value, which its heap size is close to
-/// for the types a cache holds), and at least a share of the byte bound
+/// An entry weighs its bytes (key, value, decoded copy and bookkeeping),
+/// and at least a share of the byte bound
 /// as large as one entry's share of the entry bound: so the weight
 /// capacity, the byte bound, bounds both.
 #[derive(Clone)]
@@ -66,8 +73,8 @@ const ENTRY_OVERHEAD: u64 = 96;
 
 impl Weighter<Vec<u8>, Entry> for Weight {
     fn weight(&self, key: &Vec<u8>, entry: &Entry) -> u64 {
-        let copies = 1 + usize::from(entry.held.decoded.is_some());
-        let bytes = (key.len() + copies * entry.held.bytes.len()) as u64 + ENTRY_OVERHEAD;
+        let decoded = entry.held.decoded.as_ref().map_or(0, |copy| copy.weight);
+        let bytes = (key.len() + entry.held.bytes.len() + decoded) as u64 + ENTRY_OVERHEAD;
         bytes.max(self.at_least)
     }
 }

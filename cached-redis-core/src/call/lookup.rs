@@ -17,10 +17,11 @@ use serde::de::DeserializeOwned;
 
 use super::{Call, CallPath};
 use crate::codec::Format;
+use crate::compress;
 use crate::envelope::{self, EnvelopeError};
 use crate::io::io;
-use crate::memory::{Bytes, Held};
-use crate::policy::{Copier, Decoded};
+use crate::memory::{Bytes, DecodedCopy, Held};
+use crate::policy::Copier;
 use crate::redis::RedisError;
 use crate::signing::Signer;
 use crate::telemetry::{Corrupt, Outcome, Read};
@@ -64,15 +65,18 @@ pub(super) struct Opened<T> {
     created_at_ms: u64,
     ttl: Duration,
     compute: Option<Duration>,
+    /// The value's encoded size, uncompressed.
+    encoded_len: usize,
 }
 
 impl<T> Opened<T> {
-    fn new(value: T, envelope: &envelope::Envelope<'_>) -> Self {
+    fn new(value: T, envelope: &envelope::Envelope<'_>, encoded_len: usize) -> Self {
         Opened {
             value,
             created_at_ms: envelope.created_at_ms,
             ttl: envelope.ttl,
             compute: envelope.compute,
+            encoded_len,
         }
     }
 
@@ -122,7 +126,14 @@ fn decoded<T: DeserializeOwned>(
     envelope: envelope::Envelope<'_>,
     format: Format,
 ) -> Result<Opened<T>, Invalid> {
-    Ok(Opened::new(format.decode(envelope.body)?, &envelope))
+    let (value, encoded_len) = match envelope.compressed {
+        true => {
+            let body = compress::decompress(envelope.body)?;
+            (format.decode(&body)?, body.len())
+        }
+        false => (format.decode(envelope.body)?, envelope.body.len()),
+    };
+    Ok(Opened::new(value, &envelope, encoded_len))
 }
 
 /// Why an entry was not used.
@@ -132,6 +143,8 @@ pub(super) enum Invalid {
     Envelope(#[from] EnvelopeError),
     #[error(transparent)]
     Codec(#[from] crate::codec::CodecError),
+    #[error(transparent)]
+    Compression(#[from] compress::DecompressError),
 }
 
 impl Invalid {
@@ -156,9 +169,9 @@ fn held<T: DeserializeOwned>(
     let envelope = envelope::open_held(&held.bytes, format.id()).ok()?;
     let copy = copier
         .zip(held.decoded.as_ref())
-        .and_then(|(copier, decoded)| (copier.take)(decoded));
+        .and_then(|(copier, decoded)| (copier.take)(&decoded.value));
     let opened = match copy {
-        Some(value) => Opened::new(value, &envelope),
+        Some(value) => Opened::new(value, &envelope, 0),
         None => decoded(envelope, format).ok()?,
     };
     Some(opened.found(outcome, Sealed::Shared(held.bytes)))
@@ -169,15 +182,15 @@ fn held<T: DeserializeOwned>(
 /// held already costs no clone.
 struct Kept<'a, T> {
     copier: Option<Copier<T>>,
-    value: &'a T,
-    made: Option<Decoded>,
+    opened: &'a Opened<T>,
+    made: Option<DecodedCopy>,
 }
 
 impl<'a, T> Kept<'a, T> {
-    fn new(copier: Option<Copier<T>>, value: &'a T) -> Self {
+    fn new(copier: Option<Copier<T>>, opened: &'a Opened<T>) -> Self {
         Kept {
             copier,
-            value,
+            opened,
             made: None,
         }
     }
@@ -185,7 +198,10 @@ impl<'a, T> Kept<'a, T> {
     /// What memory keeps of `bytes`.
     fn held(&mut self, bytes: Bytes) -> Held {
         if self.made.is_none() {
-            self.made = self.copier.map(|copier| (copier.keep)(self.value));
+            self.made = self.copier.map(|copier| DecodedCopy {
+                value: (copier.keep)(&self.opened.value),
+                weight: self.opened.encoded_len,
+            });
         }
         Held {
             bytes,
@@ -230,7 +246,7 @@ impl CallPath {
                 Ok(opened) => {
                     stats.read(Read::Hit, took);
                     let fresh_until_ms = opened.fresh_until_ms();
-                    let mut copy = Kept::new(copier, &opened.value);
+                    let mut copy = Kept::new(copier, &opened);
                     let mut sealed = self.remember(call, bytes, &opened, &mut copy);
                     if let (Some((bound, copies)), Some(epoch)) = (near, epoch) {
                         let left = fresh_until_ms.saturating_sub(envelope::now_ms());
@@ -304,7 +320,7 @@ impl CallPath {
         if envelope::now_ms() >= opened.fresh_until_ms() {
             return None;
         }
-        let sealed = self.remember(call, bytes, &opened, &mut Kept::new(copier, &opened.value));
+        let sealed = self.remember(call, bytes, &opened, &mut Kept::new(copier, &opened));
         Some(opened.found(Outcome::Coalesced, sealed))
     }
 

@@ -58,6 +58,8 @@ pub(crate) struct CallPath {
     namespace: String,
     default_ttl: Duration,
     max_value_bytes: usize,
+    /// Encoded values this large or larger are compressed, if that shrinks them.
+    compress_min_bytes: usize,
     /// Signs entries written and checks entries read (`CACHE_HMAC_KEY`).
     signer: Option<Signer>,
     single_flight_wait: Duration,
@@ -190,6 +192,7 @@ impl CallPath {
             namespace: config.namespace.clone(),
             default_ttl: config.default_ttl,
             max_value_bytes: config.max_value_bytes,
+            compress_min_bytes: config.compress_min_bytes,
             signer: config.signer(),
             single_flight_wait: config.single_flight_wait,
             lock: config.lock,

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{Call, CallPath};
+use crate::compress;
 use crate::envelope;
 use crate::io::io;
-use crate::memory::{Bytes, Held};
+use crate::memory::{Bytes, DecodedCopy, Held};
 use crate::policy::Copier;
 use crate::redis::{BreakerState, Redis};
 use crate::telemetry::Write;
@@ -100,9 +101,15 @@ impl CallPath {
                 return (None, Write::None);
             }
         };
+        let encoded_len = body.len();
+        let packed = (body.len() >= self.compress_min_bytes)
+            .then(|| compress::compress(&body))
+            .flatten();
+        let body = packed.as_deref().unwrap_or(&body);
         let extras = envelope::Extras {
             signer: self.signer.as_ref(),
             compute: call.early_refresh.map(|_| took),
+            compressed: packed.is_some(),
         };
         let sealed_len = envelope::sealed_len(body.len(), extras);
         if sealed_len > self.max_value_bytes {
@@ -121,10 +128,12 @@ impl CallPath {
             return (None, Write::None);
         }
         let bytes: Bytes =
-            envelope::seal_with(call.key.digest(), call.format.id(), call.ttl, &body, extras)
-                .into();
+            envelope::seal_with(call.key.digest(), call.format.id(), call.ttl, body, extras).into();
         if let Some(memory) = &self.memory {
-            let decoded = copier.map(|copier| (copier.keep)(value));
+            let decoded = copier.map(|copier| DecodedCopy {
+                value: (copier.keep)(value),
+                weight: encoded_len,
+            });
             let held = Held {
                 bytes: Arc::clone(&bytes),
                 decoded,

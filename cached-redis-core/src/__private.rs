@@ -16,8 +16,8 @@ pub use crate::call::{
 };
 pub use crate::key::{DEFAULT_HASH_LEN, DEFAULT_VERSION, KeyInput};
 pub use crate::policy::{
-    Cloned, Copier, Copies, OkOnly, Plain, Policy, Probe, ProbeNone, SomeOnly, ViaClone, ViaDecode,
-    ViaOption, ViaPlain, ViaResult,
+    Cloned, Conditions, Copier, Copies, OkOnly, Plain, Policy, Probe, ProbeNone, SomeOnly,
+    ViaClone, ViaDecode, ViaOption, ViaPlain, ViaResult,
 };
 pub use crate::runtime::Runtime;
 pub use std::any::type_name_of_val;
@@ -151,6 +151,23 @@ pub const fn duration_seconds(option: DurationOption, seconds: u64) -> Duration 
         option.reject(DurationError::Zero)
     }
     Duration::from_secs(seconds)
+}
+
+/// `jitter = "10%"`: the fraction, checked by const evaluation — a whole
+/// percentage from 1 to 90.
+pub const fn jitter_literal(text: &str) -> f64 {
+    let bytes = text.as_bytes();
+    let mut percent: u32 = 0;
+    let mut i = 0;
+    while i + 1 < bytes.len() && bytes[i].is_ascii_digit() && percent <= 100 {
+        percent = percent * 10 + (bytes[i] - b'0') as u32;
+        i += 1;
+    }
+    let whole = i > 0 && i + 1 == bytes.len() && bytes[i] == b'%';
+    if !whole || percent < 1 || percent > 90 {
+        panic!("invalid `jitter`: expected a whole percentage from \"1%\" to \"90%\"");
+    }
+    percent as f64 / 100.0
 }
 
 /// `early_refresh = 2.0`: β, checked by const evaluation.

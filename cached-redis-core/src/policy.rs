@@ -11,6 +11,7 @@
 use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -32,6 +33,75 @@ pub trait Policy: Copy {
     /// (see [`Copies`]).
     fn copier(&self) -> Option<Copier<Self::Stored>> {
         None
+    }
+    /// The TTL `stored` should live for, if the function chooses it from
+    /// the value (`ttl_from`).
+    fn ttl_for(&self, _stored: &Self::Stored) -> Option<Duration> {
+        None
+    }
+}
+
+/// A policy with the attribute's conditions on what is stored: `unless`
+/// (a value for which it returns `true` is returned, not stored) and
+/// `ttl_from` (the TTL chosen from the value).
+pub struct Conditions<P: Policy> {
+    policy: P,
+    unless: Option<fn(&P::Stored) -> bool>,
+    ttl_from: Option<fn(&P::Stored) -> Duration>,
+}
+
+impl<P: Policy> Clone for Conditions<P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<P: Policy> Copy for Conditions<P> {}
+
+impl<P: Policy> Conditions<P> {
+    /// `policy`, with no condition yet.
+    pub fn new(policy: P) -> Self {
+        Conditions {
+            policy,
+            unless: None,
+            ttl_from: None,
+        }
+    }
+
+    /// `unless = path`
+    pub fn unless(mut self, unless: fn(&P::Stored) -> bool) -> Self {
+        self.unless = Some(unless);
+        self
+    }
+
+    /// `ttl_from = path`
+    pub fn ttl_from(mut self, ttl_from: fn(&P::Stored) -> Duration) -> Self {
+        self.ttl_from = Some(ttl_from);
+        self
+    }
+}
+
+impl<P: Policy> Policy for Conditions<P> {
+    type Output = P::Output;
+    type Stored = P::Stored;
+    fn storable<'a>(&self, output: &'a Self::Output) -> Option<&'a Self::Stored> {
+        let stored = self.policy.storable(output)?;
+        match self.unless {
+            Some(unless) if unless(stored) => None,
+            _ => Some(stored),
+        }
+    }
+    fn restore(&self, stored: Self::Stored) -> Self::Output {
+        self.policy.restore(stored)
+    }
+    fn failed(&self, output: &Self::Output) -> bool {
+        self.policy.failed(output)
+    }
+    fn copier(&self) -> Option<Copier<Self::Stored>> {
+        self.policy.copier()
+    }
+    fn ttl_for(&self, stored: &Self::Stored) -> Option<Duration> {
+        self.ttl_from.map(|ttl_from| ttl_from(stored))
     }
 }
 

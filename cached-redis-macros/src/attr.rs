@@ -14,7 +14,8 @@ use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Ident, Lit, LitInt, LitStr, Path, Token, parenthesized};
 
 const KNOWN: &str = "domain, ttl, version, skip, segments, key, hash_len, cache_none, lock, \
-                     stale_if_error, timeout, near, early_refresh, runtime, crate";
+                     stale_if_error, timeout, near, early_refresh, unless, ttl_from, jitter, \
+                     runtime, crate";
 
 /// The options of one `#[redis_cached(...)]`, as far as they parsed.
 #[derive(Default)]
@@ -32,6 +33,9 @@ pub(crate) struct Args {
     pub timeout: Option<DurationArg>,
     pub near: Option<NearArg>,
     pub early_refresh: Option<EarlyArg>,
+    pub unless: Option<Expr>,
+    pub ttl_from: Option<Expr>,
+    pub jitter: Option<LitStr>,
     pub runtime: Option<Expr>,
     pub krate: Option<Path>,
 }
@@ -142,6 +146,9 @@ impl Args {
                 "hash_len" => hash_len(&name, value).map(|lit| args.hash_len = Some(lit)),
                 "cache_none" => boolean(&name, value).map(|flag| args.cache_none = flag),
                 "lock" => boolean(&name, value).map(|flag| args.lock = Some(flag)),
+                "unless" => expr(&name, value).map(|expr| args.unless = Some(expr)),
+                "ttl_from" => expr(&name, value).map(|expr| args.ttl_from = Some(expr)),
+                "jitter" => string(&name, value).map(|lit| args.jitter = Some(lit)),
                 "runtime" => expr(&name, value).map(|expr| args.runtime = Some(expr)),
                 "crate" => path(&name, value).map(|path| args.krate = Some(path)),
                 _ => Err(syn::Error::new_spanned(

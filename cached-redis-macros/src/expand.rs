@@ -146,6 +146,14 @@ impl<'a> Expansion<'a> {
                 quote!(early_refresh_literal(#beta)),
             );
         }
+        if let Some(jitter) = &args.jitter {
+            check(
+                "JITTER",
+                quote!(f64),
+                jitter.span(),
+                quote!(jitter_literal(#jitter)),
+            );
+        }
         let duration = quote!(::core::time::Duration);
         let near = match &args.near {
             Some(NearArg::Within(within)) => Some(within),
@@ -239,6 +247,7 @@ impl<'a> Expansion<'a> {
                 quote!(::core::option::Option::Some(#beta))
             }
         };
+        let jitter = optional("JITTER");
         let (here, site) = (local("here"), item("SITE"));
         quote! {
             #(#consts)*
@@ -254,6 +263,7 @@ impl<'a> Expansion<'a> {
                     timeout: #timeout,
                     near: #near,
                     early_refresh: #early_refresh,
+                    jitter: #jitter,
                 }, #here);
         }
     }
@@ -339,11 +349,29 @@ impl<'a> Expansion<'a> {
                 let #policy = (&&#private::Copies(#policy)).__cached_redis_copies();
             }
         });
+        // The conditions on what is stored, each spanned at its expression
+        // so a function of the wrong type is reported there.
+        let unless = self
+            .args
+            .unless
+            .as_ref()
+            .map(|expr| quote_spanned!(expr.span()=> .unless(#expr)));
+        let ttl_from = self
+            .args
+            .ttl_from
+            .as_ref()
+            .map(|expr| quote_spanned!(expr.span()=> .ttl_from(#expr)));
+        let conditions = (unless.is_some() || ttl_from.is_some()).then(|| {
+            quote! {
+                let #policy = #private::Conditions::new(#policy) #unless #ttl_from;
+            }
+        });
         // Spanned at the return type, so "not Serialize" errors point there.
-        quote_spanned! {span=>
+        let selection = quote_spanned! {span=>
             let #policy = (&&&#private::#probe::<#output>::new()).__cached_redis_policy();
             #copies
-        }
+        };
+        quote!(#selection #conditions)
     }
 
     fn call(&self, function: &ItemFn) -> TokenStream {

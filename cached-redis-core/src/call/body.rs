@@ -84,6 +84,8 @@ pub(super) struct Detached {
     pub(super) key: CallKey<'static>,
     pub(super) format: Format,
     pub(super) ttl: Duration,
+    pub(super) ttl_bound: Option<Duration>,
+    pub(super) jitter: Option<f64>,
     pub(super) window: Option<Duration>,
     pub(super) timeout: Option<Duration>,
     pub(super) near: Option<Duration>,
@@ -115,6 +117,8 @@ impl<P: Policy, F: Future<Output = P::Output>> Background<P, F> {
             key,
             format,
             ttl,
+            ttl_bound,
+            jitter,
             window,
             timeout,
             near,
@@ -125,6 +129,8 @@ impl<P: Policy, F: Future<Output = P::Output>> Background<P, F> {
             key,
             format,
             ttl,
+            ttl_bound,
+            jitter,
             window,
             timeout,
             near,
@@ -160,8 +166,7 @@ impl<P: Policy, F: Future<Output = P::Output>> Background<P, F> {
             Work::Finish { started } => {
                 let output = body.await;
                 let took = started.elapsed();
-                let stored = (policy.storable(&output), took);
-                let (_, write) = path.store(&call, stored, policy.copier(), None);
+                let (_, write) = path.store(&call, &policy, (&output, took), None);
                 Outcome::Computed { took, write }
             }
         };

@@ -41,11 +41,12 @@ use crate::codec::Format;
 use crate::config::Config;
 use crate::key::{CallKey, KeyInput};
 use crate::memory::MemoryStore;
+use crate::mode::{CacheMode, cache_mode};
 use crate::policy::Policy;
 use crate::redis::Redis;
 use crate::runtime::Runtime;
 use crate::signing::Signer;
-use crate::telemetry::{Domain, Outcome, Telemetry};
+use crate::telemetry::{Domain, Outcome, Telemetry, Write};
 
 /// What a runtime's calls go through: its stores and their coordination.
 pub(crate) struct CallPath {
@@ -75,6 +76,10 @@ struct Call<'a> {
     /// The codec of the function's stored type.
     format: Format,
     ttl: Duration,
+    /// The function's own `ttl`, if it gave one: bounds a `ttl_from`.
+    ttl_bound: Option<Duration>,
+    /// `jitter`: the most of a stored TTL cut off at random.
+    jitter: Option<f64>,
     /// `stale_if_error`: how long past its TTL an entry is kept.
     window: Option<Duration>,
     /// `timeout`: the body's soft limit, when a stale value can stand in.
@@ -95,6 +100,8 @@ impl Call<'_> {
             key: self.key.detach(),
             format: self.format,
             ttl: self.ttl,
+            ttl_bound: self.ttl_bound,
+            jitter: self.jitter,
             window: self.window,
             timeout: self.timeout,
             near: self.near,
@@ -103,10 +110,25 @@ impl Call<'_> {
         }
     }
 
-    /// How long Redis and memory keep the entry: its TTL, and the stale
-    /// window after it.
-    fn kept_for(&self) -> Duration {
-        self.ttl.saturating_add(self.window.unwrap_or_default())
+    /// How long Redis and memory keep an entry of `ttl`: its TTL, and the
+    /// stale window after it.
+    fn kept_for(&self, ttl: Duration) -> Duration {
+        ttl.saturating_add(self.window.unwrap_or_default())
+    }
+
+    /// The TTL a value is stored with: the one it chose (`ttl_from`), never
+    /// above the function's `ttl` when both are given, else the function's;
+    /// then shortened by up to the `jitter` fraction, at random.
+    fn ttl_of(&self, chosen: Option<Duration>) -> Duration {
+        let ttl = match (chosen, self.ttl_bound) {
+            (Some(chosen), Some(bound)) => chosen.min(bound),
+            (Some(chosen), None) => chosen,
+            (None, _) => self.ttl,
+        };
+        match self.jitter {
+            Some(jitter) => ttl.saturating_sub(ttl.mul_f64(jitter * early::draw())),
+            None => ttl,
+        }
     }
 }
 
@@ -214,7 +236,12 @@ impl CallPath {
         F: Future<Output = P::Output>,
     {
         let this = runtime.call_path();
-        let Some(call) = this.prepare::<P>(runtime, site, input, stats) else {
+        let mode = cache_mode();
+        let prepared = match mode {
+            CacheMode::Bypass => None,
+            _ => this.prepare::<P>(runtime, site, input, stats),
+        };
+        let Some(call) = prepared else {
             let (output, took) = timed(body.future).await;
             return (output, Outcome::Bypassed { took });
         };
@@ -222,11 +249,15 @@ impl CallPath {
         let mark = this.flights.mark();
         let copier = policy.copier();
         let mut stale = None;
-        if let Some(found) = this.lookup(&call, copier).await {
+        let found = match mode {
+            CacheMode::Refresh => None,
+            _ => this.lookup(&call, copier).await,
+        };
+        if let Some(found) = found {
             if call.window.is_some() && !found.is_fresh() {
                 // Past its TTL: computed again, and kept at hand in case that fails.
                 stale = Some(found);
-            } else if !this.refreshes_early(&call, &found) {
+            } else if mode != CacheMode::Normal || !this.refreshes_early(&call, &found) {
                 return (policy.restore(found.value), found.outcome);
             } else if let Some(spawn) = body.detachable() {
                 // Refreshed in the background; this caller has its value.
@@ -250,6 +281,17 @@ impl CallPath {
                     Role::Wait(_) => (policy.restore(found.value), found.outcome),
                 };
             }
+        }
+        // Overridden for this call (`with_mode`): computed here, outside
+        // single-flight — a refresh must not take another call's value, and
+        // a call that stores nothing must not lead waiters to nothing.
+        if mode != CacheMode::Normal {
+            let (output, took) = timed(body.future).await;
+            let write = match mode {
+                CacheMode::Refresh => this.store(&call, policy, (&output, took), None).1,
+                _ => Write::None,
+            };
+            return (output, Outcome::Computed { took, write });
         }
         // A waiter whose leader stalls takes that flight off the air and
         // joins again, once: usually it then leads.
@@ -287,8 +329,7 @@ impl CallPath {
         }
         match this.compute(&call, policy, body, stale).await {
             Ran::Output(output, took) => {
-                let stored = (policy.storable(&output), took);
-                let (_, write) = this.store(&call, stored, copier, None);
+                let (_, write) = this.store(&call, policy, (&output, took), None);
                 (output, Outcome::Computed { took, write })
             }
             Ran::Stale(output, outcome, _) => (output, outcome),
@@ -313,8 +354,7 @@ impl CallPath {
     {
         match self.compute(call, policy, body, stale).await {
             Ran::Output(output, took) => {
-                let stored = (policy.storable(&output), took);
-                let (sealed, write) = self.store(call, stored, policy.copier(), lock);
+                let (sealed, write) = self.store(call, policy, (&output, took), lock);
                 leader.land(sealed);
                 (output, Outcome::Computed { took, write })
             }
@@ -353,6 +393,8 @@ impl CallPath {
                 key,
                 format: stored.format,
                 ttl: site.options.ttl.unwrap_or(self.default_ttl),
+                ttl_bound: site.options.ttl,
+                jitter: site.options.jitter,
                 window: site.options.stale_if_error,
                 timeout: site.options.timeout,
                 near: site.options.near.bound(self.near),

@@ -26,6 +26,8 @@ pub struct SiteOptions {
     /// `early_refresh`: β of XFetch, how early before it expires a value
     /// may be recomputed by one of its callers.
     pub early_refresh: Option<f64>,
+    /// `jitter`: the most of each stored TTL cut off at random (a fraction).
+    pub jitter: Option<f64>,
 }
 
 /// The `near` option.

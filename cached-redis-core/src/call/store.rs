@@ -10,14 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use super::{Call, CallPath};
 use crate::compress;
 use crate::envelope;
 use crate::io::io;
 use crate::memory::{Bytes, DecodedCopy, Held};
-use crate::policy::Copier;
+use crate::policy::Policy;
 use crate::redis::{BreakerState, Redis};
 use crate::telemetry::Write;
 
@@ -79,16 +77,21 @@ impl CallPath {
     /// A compute lock (see `lock`) is released once the write lands, or at
     /// once when nothing is written. With `early_refresh`, the envelope
     /// records how long the value `took` to compute.
-    pub(super) fn store<T: Serialize>(
+    pub(super) fn store<P: Policy>(
         &self,
         call: &Call<'_>,
-        (value, took): (Option<&T>, Duration),
-        copier: Option<Copier<T>>,
+        policy: &P,
+        (output, took): (&P::Output, Duration),
         lock: Option<Lock>,
     ) -> (Option<Bytes>, Write) {
-        let Some(value) = value else {
+        let Some(value) = policy.storable(output) else {
             return (None, Write::None);
         };
+        let ttl = call.ttl_of(policy.ttl_for(value));
+        if ttl.is_zero() {
+            return (None, Write::None);
+        }
+        let copier = policy.copier();
         let body = match call.format.encode(value) {
             Ok(body) => body,
             Err(err) => {
@@ -128,7 +131,7 @@ impl CallPath {
             return (None, Write::None);
         }
         let bytes: Bytes =
-            envelope::seal_with(call.key.digest(), call.format.id(), call.ttl, body, extras).into();
+            envelope::seal_with(call.key.digest(), call.format.id(), ttl, body, extras).into();
         if let Some(memory) = &self.memory {
             let decoded = copier.map(|copier| DecodedCopy {
                 value: (copier.keep)(value),
@@ -138,14 +141,14 @@ impl CallPath {
                 bytes: Arc::clone(&bytes),
                 decoded,
             };
-            memory.insert(call.key.exact(), held, call.kept_for());
+            memory.insert(call.key.exact(), held, call.kept_for(ttl));
         }
         // A copy of the old value must not outlive this write here, where
         // the server's invalidation of it may still be on its way.
         if let Some(copies) = self.redis.as_deref().and_then(Redis::near) {
             copies.forget(call.key.exact());
         }
-        let write = self.write_behind(call, &bytes, lock);
+        let write = self.write_behind(call, &bytes, call.kept_for(ttl), lock);
         // After the value is where a lookup finds it (memory, or the writes
         // in flight): a caller that missed just before looks again.
         self.flights.landed(call.key.digest());
@@ -153,7 +156,13 @@ impl CallPath {
     }
 
     /// Hands the Redis write to the cache's I/O thread; never waits for it.
-    fn write_behind(&self, call: &Call<'_>, bytes: &Bytes, lock: Option<Lock>) -> Write {
+    fn write_behind(
+        &self,
+        call: &Call<'_>,
+        bytes: &Bytes,
+        ttl: Duration,
+        lock: Option<Lock>,
+    ) -> Write {
         let (Some(redis), Some(io)) = (&self.redis, io()) else {
             return Write::None;
         };
@@ -167,7 +176,7 @@ impl CallPath {
             return Write::Dropped;
         };
         let write = Pending::new(&self.in_flight, call.key.as_bytes(), bytes);
-        let (redis, stats, ttl) = (Arc::clone(redis), Arc::clone(call.stats), call.kept_for());
+        let (redis, stats) = (Arc::clone(redis), Arc::clone(call.stats));
         io.spawn(async move {
             let started = Instant::now();
             let result = redis.set(&write.key, &write.bytes, ttl).await;

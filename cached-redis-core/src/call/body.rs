@@ -18,12 +18,12 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use super::Terms;
 use super::flight::Role;
 use tokio::runtime::Handle;
 
-use crate::codec::Format;
 use crate::key::CallKey;
 use crate::policy::Policy;
 use crate::runtime::Runtime;
@@ -82,14 +82,7 @@ pub(super) enum Work {
 pub(super) struct Detached {
     pub(super) runtime: Runtime,
     pub(super) key: CallKey<'static>,
-    pub(super) format: Format,
-    pub(super) ttl: Duration,
-    pub(super) ttl_bound: Option<Duration>,
-    pub(super) jitter: Option<f64>,
-    pub(super) window: Option<Duration>,
-    pub(super) timeout: Option<Duration>,
-    pub(super) near: Option<Duration>,
-    pub(super) early_refresh: Option<f64>,
+    pub(super) terms: Terms,
     pub(super) stats: Arc<Domain>,
 }
 
@@ -115,26 +108,12 @@ impl<P: Policy, F: Future<Output = P::Output>> Background<P, F> {
         let Detached {
             runtime,
             key,
-            format,
-            ttl,
-            ttl_bound,
-            jitter,
-            window,
-            timeout,
-            near,
-            early_refresh,
+            terms,
             stats,
         } = call;
         let call = super::Call {
             key,
-            format,
-            ttl,
-            ttl_bound,
-            jitter,
-            window,
-            timeout,
-            near,
-            early_refresh,
+            terms,
             stats: &stats,
             runtime: &runtime,
         };

@@ -104,7 +104,7 @@ fn open<T: DeserializeOwned>(
     call: &Call<'_>,
     signer: Option<&Signer>,
 ) -> Result<Opened<T>, Invalid> {
-    let format = call.format;
+    let format = call.terms.format;
     let envelope = envelope::open_stored(bytes, call.key.digest(), format.id(), signer)?;
     decoded(envelope, format)
 }
@@ -115,7 +115,7 @@ pub(super) fn open_own<T: DeserializeOwned>(
     bytes: &[u8],
     call: &Call<'_>,
 ) -> Result<Opened<T>, Invalid> {
-    let format = call.format;
+    let format = call.terms.format;
     decoded(
         envelope::open_own(bytes, call.key.digest(), format.id())?,
         format,
@@ -225,11 +225,11 @@ impl CallPath {
         // The near-cache: a copy Redis has not said changed; else a read
         // through the tracking connection, whose copy is kept if no change
         // came in meanwhile (`epoch`).
-        let near = call.near.zip(redis.near());
+        let near = call.terms.near.zip(redis.near());
         if let Some((_, copies)) = near
             && let Some(found) = copies
                 .lookup(call.key.exact())
-                .and_then(|copy| held(copy, (Outcome::RedisHit, call.format), copier))
+                .and_then(|copy| held(copy, (Outcome::RedisHit, call.terms.format), copier))
         {
             return Some(found);
         }
@@ -245,11 +245,10 @@ impl CallPath {
             Ok(Some(bytes)) => match open(&bytes, call, self.signer.as_ref()) {
                 Ok(opened) => {
                     stats.read(Read::Hit, took);
-                    let fresh_until_ms = opened.fresh_until_ms();
                     let mut copy = Kept::new(copier, &opened);
                     let mut sealed = self.remember(call, bytes, &opened, &mut copy);
                     if let (Some((bound, copies)), Some(epoch)) = (near, epoch) {
-                        let left = fresh_until_ms.saturating_sub(envelope::now_ms());
+                        let left = opened.fresh_until_ms().saturating_sub(envelope::now_ms());
                         if left > 0 {
                             let shared = sealed.into_bytes();
                             let ttl = Duration::from_millis(left).min(bound);
@@ -349,7 +348,7 @@ impl CallPath {
         copier: Option<Copier<T>>,
     ) -> Option<Found<T>> {
         let entry = self.memory.as_ref()?.lookup(call.key.exact())?;
-        held(entry, (outcome, call.format), copier)
+        held(entry, (outcome, call.terms.format), copier)
     }
 
     /// Keeps a value read from Redis in memory for as long as it has left,
@@ -373,7 +372,7 @@ impl CallPath {
         }
         let age = Duration::from_millis(envelope::now_ms().saturating_sub(opened.created_at_ms));
         // Kept as long as Redis keeps it: past its TTL too, with a stale window.
-        let kept_for = opened.ttl.saturating_add(call.window.unwrap_or_default());
+        let kept_for = call.terms.kept_for(opened.ttl);
         match kept_for.checked_sub(age).filter(|left| !left.is_zero()) {
             Some(left) => {
                 let bytes: Bytes = bytes.into();

@@ -73,6 +73,14 @@ pub(crate) struct CallPath {
 /// One call, once its key is built.
 struct Call<'a> {
     key: CallKey<'a>,
+    terms: Terms,
+    stats: &'a Arc<Domain>,
+    runtime: &'a Runtime,
+}
+
+/// What the function's attribute and the runtime say about its calls.
+#[derive(Clone, Copy)]
+struct Terms {
     /// The codec of the function's stored type.
     format: Format,
     ttl: Duration,
@@ -88,8 +96,6 @@ struct Call<'a> {
     near: Option<Duration>,
     /// `early_refresh`: β, how early a value is recomputed before it expires.
     early_refresh: Option<f64>,
-    stats: &'a Arc<Domain>,
-    runtime: &'a Runtime,
 }
 
 impl Call<'_> {
@@ -98,18 +104,13 @@ impl Call<'_> {
         Detached {
             runtime: self.runtime.clone(),
             key: self.key.detach(),
-            format: self.format,
-            ttl: self.ttl,
-            ttl_bound: self.ttl_bound,
-            jitter: self.jitter,
-            window: self.window,
-            timeout: self.timeout,
-            near: self.near,
-            early_refresh: self.early_refresh,
+            terms: self.terms,
             stats: Arc::clone(self.stats),
         }
     }
+}
 
+impl Terms {
     /// How long Redis and memory keep an entry of `ttl`: its TTL, and the
     /// stale window after it.
     fn kept_for(&self, ttl: Duration) -> Duration {
@@ -254,7 +255,7 @@ impl CallPath {
             _ => this.lookup(&call, copier).await,
         };
         if let Some(found) = found {
-            if call.window.is_some() && !found.is_fresh() {
+            if call.terms.window.is_some() && !found.is_fresh() {
                 // Past its TTL: computed again, and kept at hand in case that fails.
                 stale = Some(found);
             } else if mode != CacheMode::Normal || !this.refreshes_early(&call, &found) {
@@ -369,7 +370,7 @@ impl CallPath {
     /// Whether this caller recomputes `found`, fresh still, before it
     /// expires (`early_refresh`; see `early`).
     fn refreshes_early<T>(&self, call: &Call<'_>, found: &lookup::Found<T>) -> bool {
-        let (Some(beta), Some(compute)) = (call.early_refresh, found.compute) else {
+        let (Some(beta), Some(compute)) = (call.terms.early_refresh, found.compute) else {
             return false;
         };
         let now = crate::envelope::now_ms();
@@ -391,14 +392,16 @@ impl CallPath {
         match input.finish(&self.namespace, &stored.fingerprint) {
             Ok(key) => Some(Call {
                 key,
-                format: stored.format,
-                ttl: site.options.ttl.unwrap_or(self.default_ttl),
-                ttl_bound: site.options.ttl,
-                jitter: site.options.jitter,
-                window: site.options.stale_if_error,
-                timeout: site.options.timeout,
-                near: site.options.near.bound(self.near),
-                early_refresh: site.options.early_refresh,
+                terms: Terms {
+                    format: stored.format,
+                    ttl: site.options.ttl.unwrap_or(self.default_ttl),
+                    ttl_bound: site.options.ttl,
+                    jitter: site.options.jitter,
+                    window: site.options.stale_if_error,
+                    timeout: site.options.timeout,
+                    near: site.options.near.bound(self.near),
+                    early_refresh: site.options.early_refresh,
+                },
                 stats,
                 runtime,
             }),

@@ -51,7 +51,10 @@ impl CallPath {
             return Ran::Output(output, took);
         };
         let started = Instant::now();
-        let deadline = call.timeout.and_then(|limit| started.checked_add(limit));
+        let deadline = call
+            .terms
+            .timeout
+            .and_then(|limit| started.checked_add(limit));
         let result = match (body.detachable(), deadline.zip(io())) {
             (Some(spawn), Some((deadline, io))) => {
                 let mut body = Box::pin(body.future);

@@ -21,6 +21,10 @@ use crate::telemetry::Write;
 
 use super::lock::Lock;
 
+/// At most one warning per domain of a value not stored (too large, not
+/// encodable) per this period: it recurs on every call of the function.
+const VALUE_WARN_EVERY: Duration = Duration::from_secs(60);
+
 /// Values whose Redis write is in flight, by key. Every lookup asks, so
 /// the common answer — none in flight — costs one atomic load.
 #[derive(Default)]
@@ -87,18 +91,19 @@ impl CallPath {
         let Some(value) = policy.storable(output) else {
             return (None, Write::None);
         };
-        let ttl = call.ttl_of(policy.ttl_for(value));
+        let ttl = call.terms.ttl_of(policy.ttl_for(value));
         if ttl.is_zero() {
             return (None, Write::None);
         }
+        let kept_for = call.terms.kept_for(ttl);
         let copier = policy.copier();
-        let body = match call.format.encode(value) {
+        let body = match call.terms.format.encode(value) {
             Ok(body) => body,
             Err(err) => {
                 call.stats.unencodable();
                 let domain = call.stats.name();
                 self.telemetry
-                    .warn_for("unencodable", domain, Duration::from_secs(60), |suppressed| {
+                    .warn_for("unencodable", domain, VALUE_WARN_EVERY, |suppressed| {
                         tracing::warn!(domain, error = %err, suppressed, "value cannot be encoded; returned, not cached");
                     });
                 return (None, Write::None);
@@ -111,7 +116,7 @@ impl CallPath {
         let body = packed.as_deref().unwrap_or(&body);
         let extras = envelope::Extras {
             signer: self.signer.as_ref(),
-            compute: call.early_refresh.map(|_| took),
+            compute: call.terms.early_refresh.map(|_| took),
             compressed: packed.is_some(),
         };
         let sealed_len = envelope::sealed_len(body.len(), extras);
@@ -119,7 +124,7 @@ impl CallPath {
             call.stats.oversize();
             let (domain, max) = (call.stats.name(), self.max_value_bytes);
             self.telemetry
-                .warn_for("oversize", domain, Duration::from_secs(60), |suppressed| {
+                .warn_for("oversize", domain, VALUE_WARN_EVERY, |suppressed| {
                     tracing::warn!(
                         domain,
                         bytes = sealed_len,
@@ -131,7 +136,8 @@ impl CallPath {
             return (None, Write::None);
         }
         let bytes: Bytes =
-            envelope::seal_with(call.key.digest(), call.format.id(), ttl, body, extras).into();
+            envelope::seal_with(call.key.digest(), call.terms.format.id(), ttl, body, extras)
+                .into();
         if let Some(memory) = &self.memory {
             let decoded = copier.map(|copier| DecodedCopy {
                 value: (copier.keep)(value),
@@ -141,14 +147,14 @@ impl CallPath {
                 bytes: Arc::clone(&bytes),
                 decoded,
             };
-            memory.insert(call.key.exact(), held, call.kept_for(ttl));
+            memory.insert(call.key.exact(), held, kept_for);
         }
         // A copy of the old value must not outlive this write here, where
         // the server's invalidation of it may still be on its way.
         if let Some(copies) = self.redis.as_deref().and_then(Redis::near) {
             copies.forget(call.key.exact());
         }
-        let write = self.write_behind(call, &bytes, call.kept_for(ttl), lock);
+        let write = self.write_behind(call, &bytes, kept_for, lock);
         // After the value is where a lookup finds it (memory, or the writes
         // in flight): a caller that missed just before looks again.
         self.flights.landed(call.key.digest());

@@ -14,13 +14,19 @@ use serde::Serialize;
 pub use crate::call::{
     Body, Detach, Near, Site, SiteOptions, Spawn, ViaLocal, ViaSend, call_async, call_sync,
 };
+pub use crate::companion::{InvalidateError, WarmReport};
+pub use crate::companion::{
+    function_name, invalidate, key as companion_key, refresh, refresh_sync, warm, warm_sync,
+};
+pub use crate::key::{CacheKey, KeyError};
 pub use crate::key::{DEFAULT_HASH_LEN, DEFAULT_VERSION, KeyInput};
 pub use crate::policy::{
     Cloned, Conditions, Copier, Copies, OkOnly, Plain, Policy, Probe, ProbeNone, SomeOnly,
     ViaClone, ViaDecode, ViaOption, ViaPlain, ViaResult,
 };
-pub use crate::runtime::Runtime;
+pub use crate::runtime::{Operation, Runtime};
 pub use std::any::type_name_of_val;
+pub use std::sync::OnceLock;
 
 use crate::duration::{DurationError, parse_duration};
 use crate::key;

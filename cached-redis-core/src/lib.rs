@@ -27,6 +27,7 @@ pub mod advanced;
 mod call;
 mod canonical;
 mod codec;
+mod companion;
 mod compress;
 mod config;
 mod duration;
@@ -50,6 +51,7 @@ mod telemetry;
 pub mod __private;
 
 pub use canonical::Error as KeyEncodeError;
+pub use companion::{InvalidateError, WarmReport};
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use global::{InitError, init_from_env, install, runtime};
 pub use key::{CacheKey, KeyBuilder, KeyError, build_key};

@@ -198,9 +198,11 @@ impl MemoryStore {
         self.cache.insert(key.to_vec(), Entry::new(held, ttl));
     }
 
-    /// Removes `key`'s entry, if any.
-    pub(crate) fn remove(&self, key: &[u8]) {
-        self.cache.remove(key);
+    /// Removes `key`'s entry; `true` if a live one was there.
+    pub(crate) fn remove(&self, key: &[u8]) -> bool {
+        self.cache
+            .remove(key)
+            .is_some_and(|(_, entry)| entry.live(Instant::now()))
     }
 
     /// Removes every key starting with `prefix`.

@@ -167,7 +167,7 @@ pub struct Operation<'a, T> {
 }
 
 impl<'a, T> Operation<'a, T> {
-    fn new(future: impl Future<Output = T> + Send + 'a) -> Self {
+    pub(crate) fn new(future: impl Future<Output = T> + Send + 'a) -> Self {
         Operation {
             future: Box::pin(future),
         }

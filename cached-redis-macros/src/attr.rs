@@ -11,11 +11,11 @@ use proc_macro2::{Span, TokenStream};
 use syn::ext::IdentExt as _;
 use syn::parse::{Parse, ParseStream, Parser as _};
 use syn::punctuated::Punctuated;
-use syn::{Expr, ExprLit, Ident, Lit, LitInt, LitStr, Path, Token, parenthesized};
+use syn::{Expr, ExprLit, Ident, Lit, LitBool, LitInt, LitStr, Path, Token, parenthesized};
 
 const KNOWN: &str = "domain, ttl, version, skip, segments, key, hash_len, cache_none, lock, \
                      stale_if_error, timeout, near, early_refresh, unless, ttl_from, jitter, \
-                     runtime, crate";
+                     companions, runtime, crate";
 
 /// The options of one `#[redis_cached(...)]`, as far as they parsed.
 #[derive(Default)]
@@ -36,6 +36,7 @@ pub(crate) struct Args {
     pub unless: Option<Expr>,
     pub ttl_from: Option<Expr>,
     pub jitter: Option<LitStr>,
+    pub companions: Option<LitBool>,
     pub runtime: Option<Expr>,
     pub krate: Option<Path>,
 }
@@ -144,11 +145,12 @@ impl Args {
                 "segments" => list(&name, value).map(|idents| args.segments = idents),
                 "key" => expr(&name, value).map(|expr| args.key = Some((name.clone(), expr))),
                 "hash_len" => hash_len(&name, value).map(|lit| args.hash_len = Some(lit)),
-                "cache_none" => boolean(&name, value).map(|flag| args.cache_none = flag),
-                "lock" => boolean(&name, value).map(|flag| args.lock = Some(flag)),
+                "cache_none" => boolean(&name, value).map(|flag| args.cache_none = flag.value),
+                "lock" => boolean(&name, value).map(|flag| args.lock = Some(flag.value)),
                 "unless" => expr(&name, value).map(|expr| args.unless = Some(expr)),
                 "ttl_from" => expr(&name, value).map(|expr| args.ttl_from = Some(expr)),
                 "jitter" => string(&name, value).map(|lit| args.jitter = Some(lit)),
+                "companions" => boolean(&name, value).map(|flag| args.companions = Some(flag)),
                 "runtime" => expr(&name, value).map(|expr| args.runtime = Some(expr)),
                 "crate" => path(&name, value).map(|path| args.krate = Some(path)),
                 _ => Err(syn::Error::new_spanned(
@@ -210,9 +212,9 @@ fn string(name: &Ident, value: RawValue) -> syn::Result<LitStr> {
     }
 }
 
-fn boolean(name: &Ident, value: RawValue) -> syn::Result<bool> {
+fn boolean(name: &Ident, value: RawValue) -> syn::Result<LitBool> {
     match literal(name, value, "`true` or `false`", "true")? {
-        Lit::Bool(lit) => Ok(lit.value),
+        Lit::Bool(lit) => Ok(lit),
         other => Err(syn::Error::new_spanned(other, "expected `true` or `false`")),
     }
 }

@@ -9,6 +9,7 @@ use syn::spanned::Spanned as _;
 use syn::{Block, Expr, FnArg, GenericParam, Ident, ItemFn, ReturnType, Stmt};
 
 use crate::attr::{Args, DurationArg, EarlyArg, Errors, NearArg};
+use crate::companion::{self, Form};
 use crate::func::{self, KeyArgs};
 
 pub(crate) fn redis_cached(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -26,7 +27,8 @@ pub(crate) fn redis_cached(args: TokenStream, item: TokenStream) -> TokenStream 
     let mut errors = Errors::default();
     let args = Args::parse(args, &mut errors);
     let key_args = func::analyse(&function, &args, &mut errors);
-    let expansion = Expansion::new(&args);
+    let form = companion::form(&function, &args, &mut errors);
+    let expansion = Expansion::new(&args, form);
     match errors.finish() {
         Ok(()) => expansion.rewrite(function, &key_args),
         // The function is still emitted so the rest of the crate type-checks
@@ -43,14 +45,16 @@ pub(crate) fn redis_cached(args: TokenStream, item: TokenStream) -> TokenStream 
     }
 }
 
-struct Expansion<'a> {
-    args: &'a Args,
+pub(crate) struct Expansion<'a> {
+    pub(crate) args: &'a Args,
     /// `::cached_redis::__private`, or under `crate = path`.
-    private: TokenStream,
+    pub(crate) private: TokenStream,
+    /// Where the call site lives, and so which companions there are.
+    pub(crate) form: Form,
 }
 
 /// A generated local, hygienic and prefixed.
-fn local(name: &str) -> Ident {
+pub(crate) fn local(name: &str) -> Ident {
     format_ident!("__cached_redis_{}", name, span = Span::mixed_site())
 }
 
@@ -60,7 +64,7 @@ fn item(name: &str) -> Ident {
 }
 
 impl<'a> Expansion<'a> {
-    fn new(args: &'a Args) -> Self {
+    fn new(args: &'a Args, form: Form) -> Self {
         let krate = match &args.krate {
             Some(path) => quote!(#path),
             None => quote!(::cached_redis),
@@ -68,22 +72,20 @@ impl<'a> Expansion<'a> {
         Expansion {
             args,
             private: quote!(#krate::__private),
+            form,
         }
     }
 
     fn rewrite(&self, mut function: ItemFn, key_args: &KeyArgs) -> TokenStream {
-        let private = &self.private;
-        let site = self.site();
+        let site = self.site_binding(&function);
         let runtime = self.runtime();
         let key = self.key(&function, key_args);
         let policy = self.policy(&function);
         let call = self.call(&function);
+        let companions = self.companions(&function, key_args);
+        let probes = self.probes();
         let body = quote! {
-            #[allow(unused_imports)]
-            use #private::{
-                ViaClone as _, ViaDecode as _, ViaLocal as _, ViaOption as _, ViaPlain as _,
-                ViaResult as _, ViaSend as _,
-            };
+            #probes
             #site
             #runtime
             #key
@@ -94,7 +96,35 @@ impl<'a> Expansion<'a> {
             brace_token: function.block.brace_token,
             stmts: vec![Stmt::Expr(Expr::Verbatim(body), None)],
         };
-        quote!(#function)
+        quote!(#function #companions)
+    }
+
+    /// The traits whose methods choose, by autoref, how a value is stored.
+    pub(crate) fn probes(&self) -> TokenStream {
+        let private = &self.private;
+        quote! {
+            #[allow(unused_imports)]
+            use #private::{
+                ViaClone as _, ViaDecode as _, ViaLocal as _, ViaOption as _, ViaPlain as _,
+                ViaResult as _, ViaSend as _,
+            };
+        }
+    }
+
+    /// Binds the call site to a local: a `static` in the body, or, when
+    /// the companions share it, the one their accessor returns.
+    pub(crate) fn site_binding(&self, function: &ItemFn) -> TokenStream {
+        let (private, site) = (&self.private, local("site"));
+        match self.form.accessor(&function.sig.ident) {
+            None => {
+                let (items, name) = self.site(None);
+                quote! {
+                    #items
+                    let #site: &'static #private::Site = &#name;
+                }
+            }
+            Some(accessor) => quote!(let #site: &'static #private::Site = #accessor();),
+        }
     }
 
     /// Each literal the runtime's rules must accept, as a const item's name,
@@ -192,8 +222,11 @@ impl<'a> Expansion<'a> {
     }
 
     /// The call site: its checked literals and the `static` the runtime
-    /// keeps per-site state in.
-    fn site(&self) -> TokenStream {
+    /// keeps per-site state in, and that static's name. `named` is given
+    /// for a site outside the body: the function's name, and how many
+    /// levels its nested `here` lies below the function's parent — so the
+    /// site names the function as the body would, and keys do not change.
+    pub(crate) fn site(&self, named: Option<(&Ident, usize, bool)>) -> (TokenStream, Ident) {
         let private = &self.private;
         let checks = self.literal_checks();
         let consts = checks
@@ -249,11 +282,26 @@ impl<'a> Expansion<'a> {
         };
         let jitter = optional("JITTER");
         let (here, site) = (local("here"), item("SITE"));
-        quote! {
-            #(#consts)*
+        let name = match named {
             // Names the function: `type_name_of_val` of an item nested in it.
+            None => quote!(#private::type_name_of_val(&#here)),
+            Some((function, up, in_async)) => {
+                let function = function.to_string();
+                quote! {
+                    static NAME: #private::OnceLock<::std::string::String> =
+                        #private::OnceLock::new();
+                    NAME.get_or_init(|| {
+                        #private::function_name(
+                            #private::type_name_of_val(&#here), #up, #function, #in_async,
+                        )
+                    })
+                }
+            }
+        };
+        let items = quote! {
+            #(#consts)*
             fn #here() -> &'static str {
-                #private::type_name_of_val(&#here)
+                #name
             }
             static #site: #private::Site =
                 #private::Site::new(#domain, #version, #hash_len, #private::SiteOptions {
@@ -265,10 +313,11 @@ impl<'a> Expansion<'a> {
                     early_refresh: #early_refresh,
                     jitter: #jitter,
                 }, #here);
-        }
+        };
+        (items, site)
     }
 
-    fn runtime(&self) -> TokenStream {
+    pub(crate) fn runtime(&self) -> TokenStream {
         let (private, runtime) = (&self.private, local("runtime"));
         match &self.args.runtime {
             // Cloned (one `Arc`) so the expression's borrow ends here and the
@@ -282,8 +331,8 @@ impl<'a> Expansion<'a> {
 
     /// The key input: the function's type parameters and `Self` (so two
     /// instantiations never share a key), the key arguments, the segments.
-    fn key(&self, function: &ItemFn, key_args: &KeyArgs) -> TokenStream {
-        let (private, key, site) = (&self.private, local("key"), item("SITE"));
+    pub(crate) fn key(&self, function: &ItemFn, key_args: &KeyArgs) -> TokenStream {
+        let (private, key, site) = (&self.private, local("key"), local("site"));
         let generics = function
             .sig
             .generics
@@ -323,7 +372,7 @@ impl<'a> Expansion<'a> {
             .map(|arg| quote_spanned!(arg.span()=> #private::key_segment(&mut #key, &#arg);));
         quote! {
             #[allow(unused_mut)]
-            let mut #key = #private::key_input(&#site);
+            let mut #key = #private::key_input(#site);
             #(#generics)*
             #self_type
             #(#parts)*
@@ -332,7 +381,7 @@ impl<'a> Expansion<'a> {
     }
 
     /// What is stored, chosen by the return type (see the runtime's `policy`).
-    fn policy(&self, function: &ItemFn) -> TokenStream {
+    pub(crate) fn policy(&self, function: &ItemFn) -> TokenStream {
         let (private, policy) = (&self.private, local("policy"));
         let (output, span) = output(function);
         let probe = if self.args.cache_none {
@@ -376,9 +425,8 @@ impl<'a> Expansion<'a> {
 
     fn call(&self, function: &ItemFn) -> TokenStream {
         let private = &self.private;
-        let [runtime, key, policy, body, detach_local] =
-            ["runtime", "key", "policy", "body", "detach"].map(local);
-        let site = item("SITE");
+        let [runtime, key, policy, body, detach_local, site] =
+            ["runtime", "key", "policy", "body", "detach", "site"].map(local);
         let (output, _) = output(function);
         let stmts = &function.block.stmts;
         if function.sig.asyncness.is_some() {
@@ -410,21 +458,21 @@ impl<'a> Expansion<'a> {
                 };
                 let #detach_local = #detach;
                 #private::call_async(
-                    #runtime, &#site, #key, #policy,
+                    #runtime, #site, #key, #policy,
                     #private::Body::new(#body, #detach_local),
                 )
                 .await
             }
         } else {
             quote! {
-                #private::call_sync(#runtime, &#site, #key, #policy, move || -> #output { #(#stmts)* })
+                #private::call_sync(#runtime, #site, #key, #policy, move || -> #output { #(#stmts)* })
             }
         }
     }
 }
 
 /// The function's return type (`()` if none) and where to point errors about it.
-fn output(function: &ItemFn) -> (TokenStream, Span) {
+pub(crate) fn output(function: &ItemFn) -> (TokenStream, Span) {
     match &function.sig.output {
         ReturnType::Default => (quote!(()), function.sig.ident.span()),
         ReturnType::Type(_, ty) => (quote!(#ty), ty.span()),
@@ -435,7 +483,7 @@ fn output(function: &ItemFn) -> (TokenStream, Span) {
 /// implementing type (with its generic arguments) is part of the key, so
 /// `Wrapper<u8>::f` and `Wrapper<String>::f`, or one trait default method
 /// in two impls, never share entries.
-fn mentions_self(function: &ItemFn) -> bool {
+pub(crate) fn mentions_self(function: &ItemFn) -> bool {
     fn scan(tokens: TokenStream) -> bool {
         tokens.into_iter().any(|token| match token {
             TokenTree::Ident(ident) => ident == "Self",
@@ -458,7 +506,7 @@ fn owns_arguments(function: &ItemFn) -> bool {
 }
 
 /// Whether `ty` names a lifetime (`'a`, `'_`) or a reference.
-fn names_lifetime(ty: &TokenStream) -> bool {
+pub(crate) fn names_lifetime(ty: &TokenStream) -> bool {
     ty.clone().into_iter().any(|token| match token {
         TokenTree::Punct(punct) => matches!(punct.as_char(), '\'' | '&'),
         TokenTree::Group(group) => names_lifetime(&group.stream()),

@@ -5,6 +5,7 @@
 //! the attribute through the `cached-redis` crate, which documents it.
 
 mod attr;
+mod companion;
 mod expand;
 mod func;
 

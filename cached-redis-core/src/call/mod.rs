@@ -41,7 +41,7 @@ use crate::codec::Format;
 use crate::config::Config;
 use crate::key::{CallKey, KeyInput};
 use crate::memory::MemoryStore;
-use crate::mode::{CacheMode, cache_mode};
+use crate::mode::{self, CacheMode, Observed};
 use crate::policy::Policy;
 use crate::redis::Redis;
 use crate::runtime::Runtime;
@@ -152,12 +152,26 @@ where
     let stats = site
         .stats
         .get(&runtime.call_path().telemetry, site.domain());
+    let (mode, observed) = mode::take_mode();
     let mut run = pin!(CallPath::run(
-        runtime, site, input, &policy, &stats, &trace, body
+        runtime, site, input, &policy, &stats, &trace, mode, body
     ));
     let (output, outcome) = poll_fn(|cx| trace.poll_in_span(run.as_mut(), cx)).await;
     stats.call(outcome);
     trace.finish(outcome);
+    if observed {
+        mode::report(match outcome {
+            Outcome::Computed { .. } | Outcome::Bypassed { .. } if !policy.failed(&output) => {
+                Observed::Computed
+            }
+            Outcome::Computed { .. } | Outcome::Bypassed { .. } | Outcome::Stale { .. } => {
+                Observed::Failed
+            }
+            Outcome::RedisHit | Outcome::MemoryHit | Outcome::Fallback | Outcome::Coalesced => {
+                Observed::Hit
+            }
+        });
+    }
     // A hit in memory or the near-cache never waits: a task calling
     // in a loop would hold its worker forever. Counted against tokio's
     // cooperative budget, it yields now and then (no-op off tokio).
@@ -223,6 +237,13 @@ impl CallPath {
         }
     }
 
+    /// The namespace every key of this runtime starts with.
+    pub(crate) fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    // One call's parts, each borrowed from `call_async` for the call.
+    #[allow(clippy::too_many_arguments)]
     async fn run<P, F>(
         runtime: &Runtime,
         site: &'static Site,
@@ -230,6 +251,7 @@ impl CallPath {
         policy: &P,
         stats: &Arc<Domain>,
         trace: &Trace,
+        mode: CacheMode,
         body: Body<P, F>,
     ) -> (P::Output, Outcome)
     where
@@ -237,7 +259,6 @@ impl CallPath {
         F: Future<Output = P::Output>,
     {
         let this = runtime.call_path();
-        let mode = cache_mode();
         let prepared = match mode {
             CacheMode::Bypass => None,
             _ => this.prepare::<P>(runtime, site, input, stats),

@@ -14,6 +14,7 @@ use super::{Call, CallPath};
 use crate::compress;
 use crate::envelope;
 use crate::io::io;
+use crate::key::CacheKey;
 use crate::memory::{Bytes, DecodedCopy, Held};
 use crate::policy::Policy;
 use crate::redis::{BreakerState, Redis};
@@ -62,6 +63,14 @@ impl InFlight {
         }
     }
 
+    /// Forgets the write of `key`, if any (an entry being invalidated).
+    fn remove(&self, key: &[u8]) -> bool {
+        let mut writes = self.lock();
+        let removed = writes.remove(key).is_some();
+        self.len.store(writes.len(), Ordering::Release);
+        removed
+    }
+
     /// Forgets every write of keys starting with `prefix` (a domain being cleared).
     pub(crate) fn forget_prefix(&self, prefix: &[u8]) {
         let mut writes = self.lock();
@@ -75,6 +84,21 @@ impl InFlight {
 }
 
 impl CallPath {
+    /// Drops this process's copies of one entry — memory, near-cache,
+    /// pending write — by its exact input and its key; `true` if memory
+    /// or a pending write held it.
+    pub(crate) fn forget(&self, exact: &[u8], key: &CacheKey) -> bool {
+        let held = self
+            .memory
+            .as_ref()
+            .is_some_and(|memory| memory.remove(exact));
+        if let Some(near) = self.redis.as_ref().and_then(|redis| redis.near()) {
+            near.invalidate([key.as_bytes()]);
+            near.forget(exact);
+        }
+        self.in_flight.remove(key.as_bytes()) || held
+    }
+
     /// Seals `value` (if the policy stored anything) and stores it; returns
     /// the sealed bytes, for callers waiting on this key, and what became of
     /// the Redis write.

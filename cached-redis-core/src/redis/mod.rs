@@ -280,6 +280,17 @@ impl Redis {
         }
     }
 
+    /// `UNLINK key`: `true` if it was there.
+    pub(crate) async fn unlink(&self, key: &[u8]) -> Result<bool, RedisError> {
+        let mut cmd = Cmd::new();
+        cmd.arg("UNLINK").arg(key);
+        let verdict = self.admit(key)?;
+        verdict
+            .judge(self.run(&cmd, self.deadline()).await)
+            .and_then(parse::<i64>)
+            .map(|removed| removed > 0)
+    }
+
     /// Deletes `key` only while it still holds exactly `bad`, or, with
     /// `None`, only while it holds a non-string value; `true` if it did.
     pub(crate) async fn purge(&self, key: &[u8], bad: Option<&[u8]>) -> Result<bool, RedisError> {

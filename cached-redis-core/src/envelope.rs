@@ -43,7 +43,7 @@ pub const FLAG_TIMED: u16 = 2;
 /// The flag of an envelope whose body is compressed.
 pub const FLAG_COMPRESSED: u16 = 4;
 /// Size of the compute time of a timed envelope.
-const TIMED_LEN: usize = 4;
+pub(crate) const TIMED_LEN: usize = 4;
 
 /// Why stored bytes were rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -348,7 +348,7 @@ fn open_checked<'a>(
     })
 }
 
-fn checksum(head: &[u8], rest: &[&[u8]]) -> u32 {
+pub(crate) fn checksum(head: &[u8], rest: &[&[u8]]) -> u32 {
     let mut crc = crc32fast::Hasher::new();
     crc.update(head);
     for part in rest {
@@ -357,11 +357,11 @@ fn checksum(head: &[u8], rest: &[&[u8]]) -> u32 {
     crc.finalize()
 }
 
-fn u32_at(header: &[u8; HEADER_LEN], at: usize) -> u32 {
+pub(crate) fn u32_at(header: &[u8; HEADER_LEN], at: usize) -> u32 {
     u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
 }
 
-fn u64_at(header: &[u8; HEADER_LEN], at: usize) -> u64 {
+pub(crate) fn u64_at(header: &[u8; HEADER_LEN], at: usize) -> u64 {
     let mut field = [0; 8];
     field.copy_from_slice(&header[at..at + 8]);
     u64::from_le_bytes(field)

@@ -73,7 +73,7 @@ struct Map {
 }
 
 /// A slot range and its primary's address (`None`: the node does not know it).
-type Range = (u16, u16, Option<(String, u16)>);
+pub(crate) type Range = (u16, u16, Option<(String, u16)>);
 
 impl Nodes {
     pub(super) fn new(template: Breaker, telemetry: Arc<Telemetry>) -> Nodes {
@@ -251,7 +251,7 @@ fn slot(key: &[u8]) -> u16 {
 
 /// `CLUSTER SLOTS`: `[[start, end, [host, port, id, …], replicas…], …]`.
 /// A primary that does not know its address reports `""`, `"?"` or nil.
-fn parse_slots(reply: Value) -> Result<Vec<Range>, RedisError> {
+pub(crate) fn parse_slots(reply: Value) -> Result<Vec<Range>, RedisError> {
     const MALFORMED: RedisError = RedisError::UnexpectedReply("CLUSTER SLOTS");
     let Value::Array(entries) = reply else {
         return Err(MALFORMED);

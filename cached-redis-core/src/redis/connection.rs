@@ -36,7 +36,7 @@ use crate::telemetry::Telemetry;
 type Attempt = Option<Result<(Conn, u64), RedisError>>;
 
 /// How connections are made.
-pub(super) enum Connector {
+pub(crate) enum Connector {
     Node(Client),
     /// A node over RESP3 with `CLIENT TRACKING ON`: the server pushes the
     /// keys read through it that change, and they leave the near-cache.
@@ -51,7 +51,7 @@ pub(super) enum Connector {
 /// A live connection: multiplexed to one node, or the cluster client's
 /// (which keeps one per node and routes each command by its key's slot).
 #[derive(Clone)]
-pub(super) enum Conn {
+pub(crate) enum Conn {
     Node(MultiplexedConnection),
     Cluster(ClusterConnection),
 }
@@ -126,7 +126,7 @@ impl AsyncPushSender for Tracking {
 
 impl Conn {
     /// Sends `cmd` to the cluster node at `host:port` rather than by key.
-    pub(super) async fn route_to(
+    pub(crate) async fn route_to(
         &mut self,
         host: &str,
         port: u16,
@@ -146,7 +146,7 @@ impl Conn {
     }
 }
 
-pub(super) struct Connection {
+pub(crate) struct Connection {
     connector: Connector,
     connect_timeout: Duration,
     telemetry: Arc<Telemetry>,
@@ -162,7 +162,7 @@ enum Slot {
 }
 
 impl Connection {
-    pub(super) fn new(
+    pub(crate) fn new(
         connector: Connector,
         connect_timeout: Duration,
         telemetry: Arc<Telemetry>,
@@ -177,7 +177,7 @@ impl Connection {
     }
 
     /// The shared connection and its generation, connecting if there is none.
-    pub(super) async fn get(self: &Arc<Self>, io: &Io) -> Result<(Conn, u64), RedisError> {
+    pub(crate) async fn get(self: &Arc<Self>, io: &Io) -> Result<(Conn, u64), RedisError> {
         let mut receiver = {
             let mut slot = self.lock();
             match &*slot {
@@ -290,7 +290,7 @@ impl Connection {
     /// Drops the connection of `generation` if it is still the current one,
     /// so a failure never discards a fresh connection made meanwhile.
     /// Generations start at 1; 0 means no connection was used.
-    pub(super) fn reset_generation(&self, generation: u64) {
+    pub(crate) fn reset_generation(&self, generation: u64) {
         if matches!(self.connector, Connector::Cluster(_)) {
             return;
         }

@@ -25,11 +25,12 @@ use tokio::sync::Notify;
 
 pub use self::breaker::BreakerState;
 use self::breaker::{Breaker, Evidence, Pass, Transition};
+pub(crate) use self::cluster::parse_slots;
 use self::cluster::{Node, Nodes};
-use self::connection::{Connection, Connector};
-pub(crate) use self::credentials::{Credentials, Secret};
+pub(crate) use self::connection::{Conn, Connection, Connector};
+pub(crate) use self::credentials::{Credentials, Secret, is_tls};
 pub use self::error::RedisError;
-use self::sentinel::Sentinel;
+pub(crate) use self::sentinel::Sentinel;
 use self::topology::Topology;
 use crate::config::Config;
 use crate::io::io;
@@ -41,14 +42,14 @@ const CLEAR_BATCH: usize = 500;
 
 /// Deletes the key only while it still holds the bytes we judged bad, so a
 /// valid value written meanwhile by another process survives.
-const DELETE_IF_UNCHANGED: &str = r"
+pub(crate) const DELETE_IF_UNCHANGED: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('UNLINK', KEYS[1])
 end
 return 0";
 
 /// Deletes the key only while it still holds a non-string value.
-const DELETE_IF_NOT_STRING: &str = r"
+pub(crate) const DELETE_IF_NOT_STRING: &str = r"
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'string' and kind ~= 'none' then
   return redis.call('UNLINK', KEYS[1])

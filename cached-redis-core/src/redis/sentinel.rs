@@ -15,7 +15,7 @@ use super::Credentials;
 use super::credentials::is_tls;
 
 /// Where the master is, and how to reach it once found.
-pub(super) struct Sentinel {
+pub(crate) struct Sentinel {
     /// One client per Sentinel, authenticating as its URL says.
     sentinels: Vec<Client>,
     master: String,
@@ -25,7 +25,7 @@ pub(super) struct Sentinel {
 }
 
 impl Sentinel {
-    pub(super) fn new(
+    pub(crate) fn new(
         urls: &[String],
         master: &str,
         credentials: &Credentials,

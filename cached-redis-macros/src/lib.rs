@@ -8,6 +8,8 @@ mod attr;
 mod companion;
 mod expand;
 mod func;
+#[cfg(test)]
+mod tests;
 
 use proc_macro::TokenStream;
 

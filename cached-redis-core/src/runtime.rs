@@ -158,8 +158,9 @@ impl Runtime {
     }
 }
 
-/// An operation on a [`Runtime`] ([`clear`](Runtime::clear),
-/// [`flush`](Runtime::flush)): `.await` it in async code, or
+/// An operation that talks to Redis — [`Runtime::clear`],
+/// [`Runtime::flush`], a companion's `invalidate`, the
+/// [`admin`](crate::admin) module's requests: `.await` it in async code, or
 /// [`wait`](Operation::wait) for it in sync code.
 #[must_use = "an operation does nothing until it is awaited or waited for"]
 pub struct Operation<'a, T> {

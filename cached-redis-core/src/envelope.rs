@@ -278,12 +278,22 @@ pub(crate) fn open_held(bytes: &[u8], codec: u8) -> Result<Envelope<'_>, Envelop
     open_checked(bytes, None, codec, Check::Own)
 }
 
-fn open_checked<'a>(
-    bytes: &'a [u8],
-    digest: Option<&[u8; 32]>,
-    codec: u8,
-    check: Check<'_>,
-) -> Result<Envelope<'a>, EnvelopeError> {
+/// An envelope cut into its parts, its framing checked — magic, version,
+/// flags, lengths — and nothing else: what every reader starts from.
+pub(crate) struct Sections<'a> {
+    pub(crate) header: &'a [u8; HEADER_LEN],
+    pub(crate) flags: u16,
+    /// The compute time, when timed (`TIMED_LEN` bytes), else empty.
+    pub(crate) timed: &'a [u8],
+    /// The HMAC, when signed, else empty.
+    pub(crate) tag: &'a [u8],
+    pub(crate) body: &'a [u8],
+    /// Everything after the header: what the checksum covers.
+    pub(crate) rest: &'a [u8],
+}
+
+#[inline]
+pub(crate) fn sections(bytes: &[u8]) -> Result<Sections<'_>, EnvelopeError> {
     let Some((header, rest)) = bytes.split_first_chunk::<HEADER_LEN>() else {
         return Err(EnvelopeError::TooShort(bytes.len()));
     };
@@ -292,12 +302,6 @@ fn open_checked<'a>(
     }
     if header[4] != ENVELOPE_VERSION {
         return Err(EnvelopeError::UnsupportedVersion(header[4]));
-    }
-    if header[5] != codec {
-        return Err(EnvelopeError::CodecMismatch {
-            expected: codec,
-            found: header[5],
-        });
     }
     let flags = u16::from_le_bytes([header[6], header[7]]);
     if flags & !(FLAG_SIGNED | FLAG_TIMED | FLAG_COMPRESSED) != 0 {
@@ -320,8 +324,52 @@ fn open_checked<'a>(
             actual: rest.len().saturating_sub(timed_len + tag_len),
         });
     };
+    Ok(Sections {
+        header,
+        flags,
+        timed,
+        tag,
+        body,
+        rest,
+    })
+}
+
+impl Sections<'_> {
+    /// Whether the checksum matches the bytes.
+    pub(crate) fn checksum_matches(&self) -> bool {
+        checksum(&self.header[..60], &[self.rest]) == u32_at(self.header, 60)
+    }
+
+    /// Whether `signer` made the HMAC (`false` when unsigned).
+    pub(crate) fn signed_by(&self, signer: &Signer) -> bool {
+        !self.tag.is_empty()
+            && signer.verify(&[&self.header[..60], self.timed, self.body], self.tag)
+    }
+
+    /// The compute time, when timed.
+    pub(crate) fn compute(&self) -> Option<Duration> {
+        <[u8; TIMED_LEN]>::try_from(self.timed)
+            .ok()
+            .map(|ms| Duration::from_millis(u64::from(u32::from_le_bytes(ms))))
+    }
+}
+
+fn open_checked<'a>(
+    bytes: &'a [u8],
+    digest: Option<&[u8; 32]>,
+    codec: u8,
+    check: Check<'_>,
+) -> Result<Envelope<'a>, EnvelopeError> {
+    let sections = sections(bytes)?;
+    let header = sections.header;
+    if header[5] != codec {
+        return Err(EnvelopeError::CodecMismatch {
+            expected: codec,
+            found: header[5],
+        });
+    }
     if let Check::Stored(_) = check
-        && checksum(&header[..60], &[rest]) != u32_at(header, 60)
+        && !sections.checksum_matches()
     {
         return Err(EnvelopeError::ChecksumMismatch);
     }
@@ -330,25 +378,23 @@ fn open_checked<'a>(
         return Err(EnvelopeError::DigestMismatch);
     }
     if let Check::Stored(Some(signer)) = check {
-        if tag.is_empty() {
+        if sections.tag.is_empty() {
             return Err(EnvelopeError::Unsigned);
         }
-        if !signer.verify(&[&header[..60], timed, body], tag) {
+        if !sections.signed_by(signer) {
             return Err(EnvelopeError::BadSignature);
         }
     }
     Ok(Envelope {
         created_at_ms: u64_at(header, 40),
         ttl: Duration::from_millis(u64_at(header, 48)),
-        compute: <[u8; TIMED_LEN]>::try_from(timed)
-            .ok()
-            .map(|ms| Duration::from_millis(u64::from(u32::from_le_bytes(ms)))),
-        compressed: flags & FLAG_COMPRESSED != 0,
-        body,
+        compute: sections.compute(),
+        compressed: sections.flags & FLAG_COMPRESSED != 0,
+        body: sections.body,
     })
 }
 
-pub(crate) fn checksum(head: &[u8], rest: &[&[u8]]) -> u32 {
+fn checksum(head: &[u8], rest: &[&[u8]]) -> u32 {
     let mut crc = crc32fast::Hasher::new();
     crc.update(head);
     for part in rest {
@@ -357,7 +403,7 @@ pub(crate) fn checksum(head: &[u8], rest: &[&[u8]]) -> u32 {
     crc.finalize()
 }
 
-pub(crate) fn u32_at(header: &[u8; HEADER_LEN], at: usize) -> u32 {
+fn u32_at(header: &[u8; HEADER_LEN], at: usize) -> u32 {
     u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
 }
 

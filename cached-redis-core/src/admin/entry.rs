@@ -3,20 +3,17 @@
 //!
 //! The runtime's reader (`envelope::open_stored`) stops at the first
 //! failed check, which is right for a cache and useless for a diagnosis;
-//! this one frames the bytes the same way, then reports the checksum, the
-//! signature, the codec and the digest separately.
+//! this one frames the bytes with the same code (`envelope::sections`),
+//! then reports the checksum, the signature, the codec and the digest
+//! separately.
 
 use std::fmt;
 use std::time::Duration;
 
 use crate::codec::{Codec, MessagePack, Postcard};
 use crate::config::Config;
-use crate::envelope::{
-    ENVELOPE_VERSION, EnvelopeError, FLAG_COMPRESSED, FLAG_SIGNED, FLAG_TIMED, HEADER_LEN, MAGIC,
-    TIMED_LEN, checksum, u32_at, u64_at,
-};
+use crate::envelope::{self, EnvelopeError, FLAG_COMPRESSED, FLAG_SIGNED, FLAG_TIMED, u64_at};
 use crate::key::{MAX_HASH_LEN, MIN_HASH_LEN};
-use crate::signing::TAG_LEN;
 
 /// A stored entry's header and the outcome of each check on it.
 ///
@@ -146,48 +143,18 @@ impl Entry {
     /// body length that disagrees): those are not cached-redis entries.
     /// Damage and bad signatures are reported in the result instead.
     pub fn read(bytes: &[u8], config: &Config) -> Result<Entry, EnvelopeError> {
-        let Some((header, rest)) = bytes.split_first_chunk::<HEADER_LEN>() else {
-            return Err(EnvelopeError::TooShort(bytes.len()));
-        };
-        if header[0..4] != MAGIC {
-            return Err(EnvelopeError::BadMagic);
-        }
-        if header[4] != ENVELOPE_VERSION {
-            return Err(EnvelopeError::UnsupportedVersion(header[4]));
-        }
-        let flags = u16::from_le_bytes([header[6], header[7]]);
-        if flags & !(FLAG_SIGNED | FLAG_TIMED | FLAG_COMPRESSED) != 0 {
-            return Err(EnvelopeError::UnknownFlags(flags));
-        }
-        let timed_len = if flags & FLAG_TIMED != 0 {
-            TIMED_LEN
-        } else {
-            0
-        };
-        let tag_len = if flags & FLAG_SIGNED != 0 { TAG_LEN } else { 0 };
-        let declared = u32_at(header, 56) as usize;
-        let Some(((timed, tag), body)) = rest
-            .split_at_checked(timed_len + tag_len)
-            .map(|(extras, body)| (extras.split_at(timed_len), body))
-            .filter(|(_, body)| body.len() == declared)
-        else {
-            return Err(EnvelopeError::LengthMismatch {
-                declared,
-                actual: rest.len().saturating_sub(timed_len + tag_len),
-            });
-        };
-        let checksum = if checksum(&header[..60], &[rest]) == u32_at(header, 60) {
+        let sections = envelope::sections(bytes)?;
+        let (header, flags, body) = (sections.header, sections.flags, sections.body);
+        let checksum = if sections.checksum_matches() {
             Checksum::Valid
         } else {
             Checksum::Mismatch
         };
-        let signature = match (tag.is_empty(), config.signer()) {
+        let signature = match (sections.tag.is_empty(), config.signer()) {
             (true, Some(_)) => Signature::Missing,
             (true, None) => Signature::Unsigned,
             (false, None) => Signature::NotVerified,
-            (false, Some(signer)) if signer.verify(&[&header[..60], timed, body], tag) => {
-                Signature::Verified
-            }
+            (false, Some(signer)) if sections.signed_by(&signer) => Signature::Verified,
             (false, Some(_)) => Signature::Invalid,
         };
         let mut digest = [0; 32];
@@ -199,9 +166,7 @@ impl Entry {
             digest,
             created_at_ms: u64_at(header, 40),
             ttl: Duration::from_millis(u64_at(header, 48)),
-            compute: <[u8; TIMED_LEN]>::try_from(timed)
-                .ok()
-                .map(|ms| Duration::from_millis(u64::from(u32::from_le_bytes(ms)))),
+            compute: sections.compute(),
             size: bytes.len(),
             body_len: body.len(),
             uncompressed_len: (flags & FLAG_COMPRESSED != 0)
@@ -280,7 +245,7 @@ impl Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{Extras, seal_at};
+    use crate::envelope::{Extras, HEADER_LEN, TIMED_LEN, seal_at};
     use crate::signing::Signer;
 
     const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";

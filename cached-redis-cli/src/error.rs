@@ -24,7 +24,7 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  a negative answer: no such key, not a cache entry, an entry the runtime
-     would refuse, no keys match, a red doctor line
+     would refuse, no keys match (ls), a red doctor line
   2  usage or configuration: bad flags, an invalid environment variable,
      flush without --domain, a metrics URL that is not http://
   3  cannot connect: Redis or the metrics endpoint is unreachable, or refuses

@@ -61,9 +61,8 @@ pub fn run(admin: &Admin, options: &Options<'_>) -> Result<Report, CliError> {
         progress.update(|| format!("{pattern}: {} keys {verb}", output::count(keys)));
     }
     drop(progress);
-    if keys == 0 {
-        return Err(CliError::NoKeys(pattern));
-    }
+    // Nothing to remove is success: a flush after a deploy must be safe to
+    // run again (`ls` is the place to learn that a domain holds nothing).
     let summary = Summary {
         pattern,
         dry_run: options.dry_run,

@@ -274,6 +274,33 @@ impl RedisServer {
         connect(&self.url(), CONNECTION_TIMEOUT)
     }
 
+    /// Every key matching `pattern`, sorted (`KEYS`: fine on a test server).
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut keys: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query(&mut self.connection())
+            .expect("KEYS");
+        keys.sort();
+        keys
+    }
+
+    /// The raw bytes under `key`, if any.
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        redis::cmd("GET")
+            .arg(key)
+            .query(&mut self.connection())
+            .expect("GET")
+    }
+
+    /// Writes `bytes` under `key`, with no TTL.
+    pub fn set(&self, key: &str, bytes: &[u8]) {
+        let () = redis::cmd("SET")
+            .arg(key)
+            .arg(bytes)
+            .query(&mut self.connection())
+            .expect("SET");
+    }
+
     /// The whole content of the server's log file (empty if it does not exist
     /// yet). It accumulates across restarts.
     pub fn log(&self) -> String {

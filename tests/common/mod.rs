@@ -37,12 +37,7 @@ pub fn memory_runtime(url: &str) -> Runtime {
 
 /// Every key on `server` matching `pattern`.
 pub fn keys(server: &RedisServer, pattern: &str) -> Vec<String> {
-    let mut keys: Vec<String> = redis::cmd("KEYS")
-        .arg(pattern)
-        .query(&mut server.connection())
-        .expect("KEYS");
-    keys.sort();
-    keys
+    server.keys(pattern)
 }
 
 /// Waits until exactly `count` keys match `pattern`, and returns them.
@@ -58,19 +53,12 @@ pub fn wait_for_keys(server: &RedisServer, pattern: &str, count: usize) -> Vec<S
 
 /// Raw bytes under `key`.
 pub fn raw(server: &RedisServer, key: &str) -> Option<Vec<u8>> {
-    redis::cmd("GET")
-        .arg(key)
-        .query(&mut server.connection())
-        .expect("GET")
+    server.get(key)
 }
 
 /// Overwrites `key` with `bytes`.
 pub fn put(server: &RedisServer, key: &str, bytes: &[u8]) {
-    let () = redis::cmd("SET")
-        .arg(key)
-        .arg(bytes)
-        .query(&mut server.connection())
-        .expect("SET");
+    server.set(key, bytes)
 }
 
 /// Counts how often a function body ran.

@@ -52,7 +52,7 @@ fn a_default_server_has_no_red_line() {
         run.stdout
     );
     assert!(
-        keys(&server, "meridian:doctor:*").is_empty(),
+        server.keys("meridian:doctor:*").is_empty(),
         "the throw-away key is gone"
     );
 
@@ -247,7 +247,7 @@ fn behind_sentinel_the_master_is_checked_and_role_is_tried() {
     assert!(line(&run, "[ ok ]", "server").contains("role master"));
 
     let master = &group.nodes()[0];
-    set(master, "meridian:v1:natal:by-hand", b"x");
+    master.set("meridian:v1:natal:by-hand", b"x");
     let ls = cli(&["ls", "--domain", "natal", "--json"], &env);
     ls.assert_ok();
     assert_eq!(ls.json()["keys"], 1);

@@ -10,8 +10,8 @@ fn dry_run_then_flush_removes_the_domain_only() {
     let rt = runtime(&server.url(), None);
     let natal = write_natal(&rt, 0..3);
     let transits = write_transits(&rt, 0..2);
-    set(&server, "meridian:v2:natal:next", b"x");
-    set(&server, "unrelated", b"keep");
+    server.set("meridian:v2:natal:next", b"x");
+    server.set("unrelated", b"keep");
 
     let dry = cli_on(&server, &["flush", "--domain", "natal", "--dry-run"]);
     dry.assert_ok();
@@ -30,7 +30,7 @@ fn dry_run_then_flush_removes_the_domain_only() {
         flush.stdout,
         "removed 3 keys matching meridian:v1:natal:*\n"
     );
-    assert!(keys(&server, "meridian:v1:natal:*").is_empty());
+    assert!(server.keys("meridian:v1:natal:*").is_empty());
     assert!(
         transits.iter().all(|key| exists(&server, key)),
         "other domain untouched"
@@ -90,11 +90,11 @@ fn the_whole_namespace_goes_only_when_told_twice() {
     let rt = runtime(&server.url(), None);
     write_natal(&rt, 0..2);
     write_transits(&rt, 0..2);
-    set(&server, "other:v1:natal:1", b"keep");
+    server.set("other:v1:natal:1", b"keep");
 
     let run = cli_on(&server, &["flush", "--all-namespace", "--yes"]);
     run.assert_ok();
     assert_eq!(run.stdout, "removed 4 keys matching meridian:*\n");
-    assert!(keys(&server, "meridian:*").is_empty());
+    assert!(server.keys("meridian:*").is_empty());
     assert!(exists(&server, "other:v1:natal:1"));
 }

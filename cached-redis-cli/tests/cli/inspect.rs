@@ -111,10 +111,10 @@ fn a_damaged_entry_is_shown_and_refused() {
     let server = RedisServer::start();
     let rt = runtime(&server.url(), None);
     let key = write_natal(&rt, 0..1).remove(0);
-    let mut bytes = get(&server, &key).unwrap();
+    let mut bytes = server.get(&key).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
-    set(&server, &key, &bytes);
+    server.set(&key, &bytes);
 
     let run = cli_on(&server, &["inspect", &key]);
     assert_eq!(run.code, 1, "{run:#?}");
@@ -150,11 +150,7 @@ fn an_unknown_key_is_one_line_and_exit_1() {
 #[test]
 fn a_value_that_is_no_entry_is_one_line_and_exit_1() {
     let server = RedisServer::start();
-    set(
-        &server,
-        "meridian:v1:natal:by-hand",
-        b"hello, not an envelope",
-    );
+    server.set("meridian:v1:natal:by-hand", b"hello, not an envelope");
     let run = cli_on(&server, &["inspect", "meridian:v1:natal:by-hand"]);
     assert_eq!(run.code, 1, "{run:#?}");
     assert_eq!(run.stdout, "");
@@ -164,7 +160,7 @@ fn a_value_that_is_no_entry_is_one_line_and_exit_1() {
          (22 bytes: 22 bytes is shorter than the 64-byte header)"
     );
 
-    set(&server, "long", &[b'x'; 100]);
+    server.set("long", &[b'x'; 100]);
     let run = cli_on(&server, &["inspect", "long"]);
     assert_eq!(run.code, 1, "{run:#?}");
     assert!(

@@ -11,8 +11,8 @@ fn lists_a_domain_with_counts_bytes_and_a_ttl_histogram() {
     let mut natal = write_natal(&rt, 0..3);
     write_transits(&rt, 0..2);
     // A key of the domain without expiry, and one of another version.
-    set(&server, "meridian:v1:natal:by-hand", b"12345");
-    set(&server, "meridian:v2:natal:next", b"x");
+    server.set("meridian:v1:natal:by-hand", b"12345");
+    server.set("meridian:v2:natal:next", b"x");
     natal.push("meridian:v1:natal:by-hand".to_owned());
     let bytes: u64 = natal.iter().map(|key| strlen(&server, key)).sum();
     // Not a string: listed, counted apart, no bytes.

@@ -59,9 +59,9 @@ fn metrics_and_key_counts() {
     let rt = runtime(&server.url(), None);
     write_natal(&rt, 0..3);
     write_transits(&rt, 0..2);
-    set(&server, "meridian:v2:natal:next", b"x");
-    set(&server, "meridian:stray", b"x");
-    set(&server, "elsewhere:v1:natal:1", b"x");
+    server.set("meridian:v2:natal:next", b"x");
+    server.set("meridian:stray", b"x");
+    server.set("elsewhere:v1:natal:1", b"x");
     let url = serve("200 OK", PAGE);
 
     let run = cli_on(&server, &["stats", "--metrics-url", &url]);

@@ -126,21 +126,6 @@ pub fn write_transits(rt: &Runtime, days: std::ops::Range<u32>) -> Vec<String> {
     keys
 }
 
-pub fn set(server: &RedisServer, key: &str, value: &[u8]) {
-    let () = redis::cmd("SET")
-        .arg(key)
-        .arg(value)
-        .query(&mut server.connection())
-        .expect("SET");
-}
-
-pub fn get(server: &RedisServer, key: &str) -> Option<Vec<u8>> {
-    redis::cmd("GET")
-        .arg(key)
-        .query(&mut server.connection())
-        .expect("GET")
-}
-
 pub fn exists(server: &RedisServer, key: &str) -> bool {
     redis::cmd("EXISTS")
         .arg(key)
@@ -154,16 +139,6 @@ pub fn strlen(server: &RedisServer, key: &str) -> u64 {
         .arg(key)
         .query(&mut server.connection())
         .expect("STRLEN")
-}
-
-/// Every key matching `pattern` (KEYS: fine on a test server).
-pub fn keys(server: &RedisServer, pattern: &str) -> Vec<String> {
-    let mut keys: Vec<String> = redis::cmd("KEYS")
-        .arg(pattern)
-        .query(&mut server.connection())
-        .expect("KEYS");
-    keys.sort();
-    keys
 }
 
 pub fn command(server: &RedisServer, args: &[&str]) -> redis::Value {

@@ -66,7 +66,7 @@ use crate::config::Config;
 use crate::io::{Io, io};
 use crate::key::{KeyError, domain_prefix};
 use crate::redis::topology::Topology;
-use crate::redis::{Conn, Connection, Connector, Sentinel, is_tls, parse_slots};
+use crate::redis::{Conn, Connection, Connector, is_tls, parse_slots};
 use crate::runtime::Operation;
 
 /// Keys asked for per `SCAN` round trip (a hint to Redis, as in `clear`).
@@ -201,21 +201,11 @@ impl Admin {
         let io = io().ok_or(AdminError::NoIoThread)?;
         let target = config.redis_target_redacted();
         let credentials = &config.credentials;
-        let built = match &config.topology {
-            Topology::Single => credentials
-                .client(config.redis_url.as_str())
-                .map(Connector::Node),
-            Topology::Sentinel { sentinels, master } => {
-                Sentinel::new(sentinels, master, credentials).map(Connector::Sentinel)
-            }
-            Topology::Cluster { seeds } => credentials
-                .cluster_client(seeds, config.redis_timeout, config.connect_timeout)
-                .map(|client| Connector::Cluster(Box::new(client))),
-        };
-        let connector = built.map_err(|source| AdminError::Connect {
-            target: target.clone(),
-            source,
-        })?;
+        let connector =
+            Connector::for_deployment(config).map_err(|source| AdminError::Connect {
+                target: target.clone(),
+                source,
+            })?;
         let (deployment, urls) = match &config.topology {
             Topology::Single => (Deployment::Single, std::slice::from_ref(&config.redis_url)),
             Topology::Cluster { seeds } => (Deployment::Cluster, &seeds[..]),

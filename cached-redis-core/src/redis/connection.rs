@@ -28,6 +28,8 @@ use tokio::sync::watch;
 use tokio::time::timeout;
 
 use super::sentinel::Sentinel;
+use super::topology::Topology;
+use crate::config::Config;
 use crate::io::Io;
 use crate::near::NearCache;
 use crate::telemetry::Telemetry;
@@ -46,6 +48,24 @@ pub(crate) enum Connector {
     },
     Sentinel(Sentinel),
     Cluster(Box<ClusterClient>),
+}
+
+impl Connector {
+    /// The connector of the deployment `config` names — one node, the
+    /// master Sentinel names, or a cluster — with its credentials and TLS:
+    /// what the runtime and the operator's `admin` both connect through.
+    pub(crate) fn for_deployment(config: &Config) -> redis::RedisResult<Connector> {
+        let credentials = &config.credentials;
+        Ok(match &config.topology {
+            Topology::Single => Connector::Node(credentials.client(config.redis_url.as_str())?),
+            Topology::Sentinel { sentinels, master } => {
+                Connector::Sentinel(Sentinel::new(sentinels, master, credentials)?)
+            }
+            Topology::Cluster { seeds } => Connector::Cluster(Box::new(
+                credentials.cluster_client(seeds, config.redis_timeout, config.connect_timeout)?,
+            )),
+        })
+    }
 }
 
 /// A live connection: multiplexed to one node, or the cluster client's

@@ -30,7 +30,6 @@ use self::cluster::{Node, Nodes};
 pub(crate) use self::connection::{Conn, Connection, Connector};
 pub(crate) use self::credentials::{Credentials, Secret, is_tls};
 pub use self::error::RedisError;
-pub(crate) use self::sentinel::Sentinel;
 use self::topology::Topology;
 use crate::config::Config;
 use crate::io::io;
@@ -113,15 +112,7 @@ impl Drop for WritePermit {
 impl Redis {
     pub(crate) fn new(config: &Config, telemetry: Arc<Telemetry>) -> Result<Redis, RedisError> {
         let credentials = &config.credentials;
-        let connector = match &config.topology {
-            Topology::Single => Connector::Node(credentials.client(config.redis_url.as_str())?),
-            Topology::Sentinel { sentinels, master } => {
-                Connector::Sentinel(Sentinel::new(sentinels, master, credentials)?)
-            }
-            Topology::Cluster { seeds } => Connector::Cluster(Box::new(
-                credentials.cluster_client(seeds, config.redis_timeout, config.connect_timeout)?,
-            )),
-        };
+        let connector = Connector::for_deployment(config)?;
         // A probe is bounded by its deadline when polled; twice that
         // means its caller stopped polling it.
         let breaker = Breaker::new(

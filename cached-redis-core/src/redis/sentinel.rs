@@ -25,7 +25,7 @@ pub(crate) struct Sentinel {
 }
 
 impl Sentinel {
-    pub(crate) fn new(
+    pub(super) fn new(
         urls: &[String],
         master: &str,
         credentials: &Credentials,

@@ -79,10 +79,20 @@ pub fn key<P: Policy>(
     input: KeyInput,
     _: &P,
 ) -> Result<CacheKey, KeyError> {
-    let path = runtime.call_path();
+    finish::<P>(runtime, site, input).map(|(_, key)| key)
+}
+
+/// The exact input (what memory and the near-cache are keyed by) and the
+/// Redis key of one call of `site`: its namespace and stored type's
+/// fingerprint, as a call's own key has them.
+fn finish<P: Policy>(
+    runtime: &Runtime,
+    site: &'static Site,
+    input: KeyInput,
+) -> Result<(Vec<u8>, CacheKey), KeyError> {
     let stored = site.schema.get::<P::Stored>();
-    let key = input.finish(path.namespace(), &stored.fingerprint)?;
-    Ok(key.key().clone())
+    let key = input.finish(runtime.call_path().namespace(), &stored.fingerprint)?;
+    Ok((key.exact().to_vec(), key.key().clone()))
 }
 
 /// Removes the entry one call of `site` with these arguments uses: from
@@ -95,11 +105,8 @@ pub fn invalidate<P: Policy>(
     input: KeyInput,
     _: &P,
 ) -> Operation<'static, Result<bool, InvalidateError>> {
+    let built = finish::<P>(runtime, site, input);
     let runtime = runtime.clone();
-    let stored = site.schema.get::<P::Stored>();
-    let built = input
-        .finish(runtime.call_path().namespace(), &stored.fingerprint)
-        .map(|key| (key.exact().to_vec(), key.key().clone()));
     Operation::new(async move {
         let (exact, key) = built?;
         let path = runtime.call_path();

@@ -104,23 +104,29 @@ pub fn runtime(url: &str, hmac_key: Option<&str>) -> Runtime {
 
 /// Calls `natal` for each day on `rt`, waits for the writes, returns the keys.
 pub fn write_natal(rt: &Runtime, days: std::ops::Range<u32>) -> Vec<String> {
-    let keys = days
-        .map(|day| {
-            natal(day, rt);
-            natal::key(day, rt).expect("a key").to_string()
-        })
-        .collect();
-    assert!(rt.flush(SETTLE).wait(), "writes landed");
-    keys
+    write(rt, days, |day| {
+        natal(day, rt);
+        natal::key(day, rt)
+    })
 }
 
 /// Calls `transits` for each day on `rt`, waits for the writes, returns the keys.
 pub fn write_transits(rt: &Runtime, days: std::ops::Range<u32>) -> Vec<String> {
+    write(rt, days, |day| {
+        transits(day, rt);
+        transits::key(day, rt)
+    })
+}
+
+/// Runs `call` for each day (a cached call, then its key), waits for the
+/// writes, returns the keys.
+fn write(
+    rt: &Runtime,
+    days: std::ops::Range<u32>,
+    call: impl Fn(u32) -> Result<cached_redis::CacheKey, cached_redis::KeyError>,
+) -> Vec<String> {
     let keys = days
-        .map(|day| {
-            transits(day, rt);
-            transits::key(day, rt).expect("a key").to_string()
-        })
+        .map(|day| call(day).expect("a key").to_string())
         .collect();
     assert!(rt.flush(SETTLE).wait(), "writes landed");
     keys

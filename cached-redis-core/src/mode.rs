@@ -134,21 +134,17 @@ impl<F: Future> Future for WithMode<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = &mut *self;
-        let Some(scope) = this.scope else {
+        let (poll, observed) = observing(|| match this.scope {
             // Its call took the mode on an earlier poll; the rest of its
             // body runs in the caller's mode.
-            let (poll, observed) = observing(|| this.future.as_mut().poll(cx));
-            this.observed = this.observed.or(observed);
-            return poll;
-        };
-        let (poll, observed) = observing(|| {
-            in_scope(scope, || {
+            None => this.future.as_mut().poll(cx),
+            Some(scope) => in_scope(scope, || {
                 let poll = this.future.as_mut().poll(cx);
                 if scope.once && SCOPE.with(Cell::get) != scope {
                     this.scope = None;
                 }
                 poll
-            })
+            }),
         });
         this.observed = this.observed.or(observed);
         poll

@@ -64,16 +64,23 @@ fn is_unsafe(function: &ItemFn) -> bool {
 }
 
 impl Form {
-    /// The path of the accessor that returns the shared site, if any.
-    pub(crate) fn accessor(self, function: &Ident) -> Option<TokenStream> {
+    /// The name of the accessor that returns the shared site, if any: in
+    /// the type named after the function, or beside a method.
+    fn accessor_name(self, function: &Ident) -> Option<Ident> {
         match self {
             Form::Off => None,
-            Form::Beside => Some(quote!(#function::__cached_redis_site)),
-            Form::Associated => {
-                let accessor = format_ident!("__cached_redis_site_{}", function);
-                Some(quote!(Self::#accessor))
-            }
+            Form::Beside => Some(format_ident!("__cached_redis_site")),
+            Form::Associated => Some(format_ident!("__cached_redis_site_{}", function)),
         }
+    }
+
+    /// The path of that accessor, as the function's body calls it.
+    pub(crate) fn accessor(self, function: &Ident) -> Option<TokenStream> {
+        let name = self.accessor_name(function)?;
+        Some(match self {
+            Form::Associated => quote!(Self::#name),
+            _ => quote!(#function::#name),
+        })
     }
 }
 
@@ -112,7 +119,10 @@ fn inputs(function: &ItemFn) -> (Option<&Receiver>, Vec<Input<'_>>) {
 impl Expansion<'_> {
     /// The companions, beside the function.
     pub(crate) fn companions(&self, function: &ItemFn, key_args: &KeyArgs) -> TokenStream {
-        let Some(accessor) = self.form.accessor(&function.sig.ident) else {
+        let (Some(accessor), Some(accessor_name)) = (
+            self.form.accessor(&function.sig.ident),
+            self.form.accessor_name(&function.sig.ident),
+        ) else {
             return TokenStream::new();
         };
         let private = &self.private;
@@ -128,10 +138,6 @@ impl Expansion<'_> {
         let named = |suffix: &str| match self.form {
             Form::Associated => format_ident!("{}_{}", ident, suffix, span = ident.span()),
             _ => format_ident!("{}", suffix, span = ident.span()),
-        };
-        let accessor_name = match self.form {
-            Form::Associated => format_ident!("__cached_redis_site_{}", ident),
-            _ => format_ident!("__cached_redis_site"),
         };
         // `here` nests in the accessor: a type's (`natal_chart::site`) or
         // an impl's (`Type::site_natal_chart`).

@@ -46,6 +46,36 @@ pub struct CacheStats {
 }
 
 impl CacheStats {
+    /// What was counted between `earlier` and this snapshot (of the same
+    /// runtime): for rates, and for the hit ratio of a period.
+    ///
+    /// ```
+    /// use cached_redis_core::{Config, Runtime};
+    /// let runtime = Runtime::new(Config::default());
+    /// let before = runtime.stats().total;
+    /// // ... a minute of traffic ...
+    /// let minute = runtime.stats().total.since(&before);
+    /// assert_eq!(minute.hit_ratio(), None);
+    /// ```
+    pub fn since(&self, earlier: &CacheStats) -> CacheStats {
+        let minus = |now: u64, then: u64| now.saturating_sub(then);
+        CacheStats {
+            redis_hits: minus(self.redis_hits, earlier.redis_hits),
+            redis_misses: minus(self.redis_misses, earlier.redis_misses),
+            memory_hits: minus(self.memory_hits, earlier.memory_hits),
+            computes: minus(self.computes, earlier.computes),
+            redis_errors: minus(self.redis_errors, earlier.redis_errors),
+            corrupt: minus(self.corrupt, earlier.corrupt),
+            writes_dropped: minus(self.writes_dropped, earlier.writes_dropped),
+            bypassed: minus(self.bypassed, earlier.bypassed),
+            redis_skipped: minus(self.redis_skipped, earlier.redis_skipped),
+            coalesced: minus(self.coalesced, earlier.coalesced),
+            oversize: minus(self.oversize, earlier.oversize),
+            stale_served: minus(self.stale_served, earlier.stale_served),
+            unencodable: minus(self.unencodable, earlier.unencodable),
+        }
+    }
+
     /// Hits (Redis, memory, shared) over calls that looked up a key, or `None` before any.
     pub fn hit_ratio(&self) -> Option<f64> {
         let hits = self.redis_hits + self.memory_hits + self.coalesced;

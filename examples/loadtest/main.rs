@@ -185,7 +185,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let last = (args.duration.as_secs().max(1) - 1) as usize;
     let seconds = samples.into_seconds(seconds, last);
 
-    println!("{}", Summary::of(&seconds, elapsed).table());
+    println!(
+        "{}",
+        Summary::of(&seconds, runtime.stats().total, elapsed).table()
+    );
     if let Some(path) = &args.csv {
         report::write_figures(path, &seconds)?;
         println!("  per-second figures: {}", path.display());
@@ -330,7 +333,7 @@ async fn sample(
         bar.set_message(format!(
             "{} ops/s  hit ratio {ratio}  fallbacks {}  breaker {:?}",
             calls - calls_before,
-            second.fallbacks,
+            record::fallbacks(&second.stats),
             runtime.breaker_state()
         ));
         bar.inc(1);

@@ -12,13 +12,8 @@ use cached_redis::{CacheStats, Runtime};
 pub struct Second {
     /// Latencies of the calls that finished in this second, in µs.
     pub latencies: Vec<u32>,
-    pub hits: u64,
-    pub lookups: u64,
-    pub computes: u64,
-    /// Redis operations that failed (the call fell back).
-    pub errors: u64,
-    /// Calls that fell back: Redis failed, or the breaker skipped it.
-    pub fallbacks: u64,
+    /// The runtime's counters over the second.
+    pub stats: CacheStats,
     /// Commands the Redis server executed, when it could tell.
     pub redis_commands: Option<u64>,
 }
@@ -29,8 +24,13 @@ impl Second {
     }
 
     pub fn hit_ratio(&self) -> Option<f64> {
-        (self.lookups > 0).then(|| self.hits as f64 / self.lookups as f64)
+        self.stats.hit_ratio()
     }
+}
+
+/// Calls that fell back: Redis failed, or the breaker skipped it.
+pub fn fallbacks(stats: &CacheStats) -> u64 {
+    stats.redis_errors + stats.redis_skipped
 }
 
 /// Latencies, pushed by every calling task.
@@ -99,17 +99,9 @@ impl Counters {
 
     /// What happened between `self` and `later`.
     pub fn delta(&self, later: &Counters) -> Second {
-        let (a, b) = (&self.stats, &later.stats);
-        let hits = (b.redis_hits + b.memory_hits + b.coalesced)
-            - (a.redis_hits + a.memory_hits + a.coalesced);
-        let computes = b.computes - a.computes;
         Second {
             latencies: Vec::new(),
-            hits,
-            lookups: hits + computes.saturating_sub(b.bypassed - a.bypassed),
-            computes,
-            errors: b.redis_errors - a.redis_errors,
-            fallbacks: (b.redis_errors + b.redis_skipped) - (a.redis_errors + a.redis_skipped),
+            stats: later.stats.since(&self.stats),
             redis_commands: match (self.redis_commands, later.redis_commands) {
                 (Some(a), Some(b)) => Some(b.saturating_sub(a)),
                 _ => None,

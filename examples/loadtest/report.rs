@@ -5,17 +5,16 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::record::{Second, quantile};
+use cached_redis::CacheStats;
+
+use crate::record::{Second, fallbacks, quantile};
 
 /// The whole run, summed.
 pub struct Summary {
     pub seconds: f64,
     pub calls: u64,
-    pub hits: u64,
-    pub lookups: u64,
-    pub computes: u64,
-    pub errors: u64,
-    pub fallbacks: u64,
+    /// The runtime's counters over the run.
+    pub stats: CacheStats,
     pub latencies: Vec<u32>,
     /// Redis commands per call, over the seconds the server could tell.
     pub redis_commands: Option<f64>,
@@ -32,21 +31,17 @@ fn watched(seconds: &[Second]) -> Option<f64> {
 }
 
 impl Summary {
-    pub fn of(seconds: &[Second], elapsed: f64) -> Summary {
+    /// `stats`: the run's runtime's counters at the end (it started at zero).
+    pub fn of(seconds: &[Second], stats: CacheStats, elapsed: f64) -> Summary {
         let mut latencies: Vec<u32> = seconds
             .iter()
             .flat_map(|s| s.latencies.iter().copied())
             .collect();
         latencies.sort_unstable();
-        let sum = |f: fn(&Second) -> u64| seconds.iter().map(f).sum::<u64>();
         Summary {
             seconds: elapsed,
             calls: latencies.len() as u64,
-            hits: sum(|s| s.hits),
-            lookups: sum(|s| s.lookups),
-            computes: sum(|s| s.computes),
-            errors: sum(|s| s.errors),
-            fallbacks: sum(|s| s.fallbacks),
+            stats,
             redis_commands: watched(seconds),
             latencies,
         }
@@ -54,11 +49,10 @@ impl Summary {
 
     pub fn table(&self) -> String {
         let q = |q: f64| quantile(&self.latencies, q).map_or("-".into(), micros);
-        let ratio = if self.lookups > 0 {
-            format!("{:.3}", self.hits as f64 / self.lookups as f64)
-        } else {
-            "-".into()
-        };
+        let ratio = self
+            .stats
+            .hit_ratio()
+            .map_or("-".into(), |ratio| format!("{ratio:.3}"));
         let trips = self
             .redis_commands
             .map_or("- (server not watched)".into(), |per_call| {
@@ -73,13 +67,13 @@ impl Summary {
                 format!("{:.0}", self.calls as f64 / self.seconds.max(f64::EPSILON)),
             ),
             ("hit ratio", ratio),
-            ("computes", self.computes.to_string()),
+            ("computes", self.stats.computes.to_string()),
             ("latency p50", q(0.50)),
             ("latency p90", q(0.90)),
             ("latency p99", q(0.99)),
             ("latency max", q(1.0)),
-            ("errors", self.errors.to_string()),
-            ("fallbacks", self.fallbacks.to_string()),
+            ("errors", self.stats.redis_errors.to_string()),
+            ("fallbacks", fallbacks(&self.stats).to_string()),
             ("Redis round trips per call", trips),
         ];
         for (name, value) in rows {
@@ -117,9 +111,9 @@ pub fn write_figures(path: &Path, seconds: &[Second]) -> std::io::Result<()> {
             opt(quantile(l, 0.9)),
             opt(quantile(l, 0.99)),
             opt(quantile(l, 1.0)),
-            s.computes.to_string(),
-            s.errors.to_string(),
-            s.fallbacks.to_string(),
+            s.stats.computes.to_string(),
+            s.stats.redis_errors.to_string(),
+            fallbacks(&s.stats).to_string(),
             cmds,
         ];
         if json {

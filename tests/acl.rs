@@ -33,6 +33,8 @@ fn runtime_with(
         .redis_url(server.url())
         .redis_username(user)
         .redis_password(password)
+        .redis_timeout(PATIENT)
+        .connect_timeout(PATIENT)
         .breaker_open(Duration::from_millis(100));
     Runtime::new(tune(config).build().expect("valid config"))
 }

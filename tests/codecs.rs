@@ -128,6 +128,8 @@ async fn self_describing_shapes_are_read_back_by_another_process() {
         .env(ROLE, "reader")
         .env("ENABLE_REDIS_CACHE", "on")
         .env("REDIS_URL", server.url())
+        .env("CACHE_REDIS_TIMEOUT", "5s")
+        .env("CACHE_REDIS_CONNECT_TIMEOUT", "5s")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output()

@@ -65,6 +65,8 @@ fn runtime(server: &RedisServer, near: bool) -> Runtime {
         Config::builder()
             .redis_enabled(true)
             .redis_url(server.url())
+            .redis_timeout(PATIENT)
+            .connect_timeout(PATIENT)
             .near(near)
             .build()
             .expect("valid config"),
@@ -145,6 +147,9 @@ async fn invalidate_removes_the_entry_here_in_redis_and_in_other_processes() {
     // Here: computed again at once.
     assert_eq!(natal_chart(&req, &here, &epoch_here).await.0, second);
     assert_eq!(epoch_here.calls.get(), 2);
+    // Its write landed before the other process looks: else that one
+    // could miss, compute the old value and race it into Redis.
+    assert!(here.flush(SETTLE).await);
     // There: the near copy is dropped by Redis's invalidation, so the new
     // value shows; without it, that copy would serve the old one forever.
     let deadline = Instant::now() + SETTLE;

@@ -34,6 +34,8 @@ fn runtime(server: &RedisServer, compress_min_bytes: usize) -> Runtime {
         Config::builder()
             .redis_enabled(true)
             .redis_url(server.url())
+            .redis_timeout(PATIENT)
+            .connect_timeout(PATIENT)
             .compress_min_bytes(compress_min_bytes)
             .build()
             .expect("valid config"),

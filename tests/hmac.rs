@@ -26,6 +26,8 @@ fn signed(server: &RedisServer, key: &str, previous: Option<&str>) -> Runtime {
     let mut builder = Config::builder()
         .redis_enabled(true)
         .redis_url(server.url())
+        .redis_timeout(PATIENT)
+        .connect_timeout(PATIENT)
         .hmac_key(key);
     if let Some(previous) = previous {
         builder = builder.hmac_key_previous(previous);

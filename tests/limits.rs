@@ -35,6 +35,8 @@ async fn an_oversize_value_is_returned_counted_and_stored_nowhere() {
     let config = Config::builder()
         .redis_enabled(true)
         .redis_url(server.url())
+        .redis_timeout(PATIENT)
+        .connect_timeout(PATIENT)
         .max_value_bytes(4096)
         .build()
         .unwrap();

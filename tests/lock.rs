@@ -65,6 +65,10 @@ fn spawn(test: &str, role: &str, server: &RedisServer, wait: &str) -> Child {
         .env("REDIS_URL", server.url())
         .env("CACHE_LOCK", "on")
         .env("CACHE_SINGLE_FLIGHT_WAIT", wait)
+        // Eight processes on two cores: a lock command that missed the
+        // default 100 ms deadline would count as no lock, and compute.
+        .env("CACHE_REDIS_TIMEOUT", "5s")
+        .env("CACHE_REDIS_CONNECT_TIMEOUT", "5s")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -37,6 +37,8 @@ fn sentinel_runtime(group: &RedisSentinel) -> Runtime {
             .redis_sentinel([group.sentinel_url()], group.name())
             .redis_username("cache")
             .redis_password("cache-pw")
+            .redis_timeout(PATIENT)
+            .connect_timeout(PATIENT)
             .breaker_open(Duration::from_millis(100))
             .build()
             .expect("valid config"),

@@ -95,7 +95,14 @@ pub fn transits(day: u32, rt: &Runtime) -> u32 {
 
 /// A runtime writing to `url`, signing with `hmac_key` if given.
 pub fn runtime(url: &str, hmac_key: Option<&str>) -> Runtime {
-    let mut config = Config::builder().redis_enabled(true).redis_url(url);
+    // Patient deadlines: a write that missed the default 100 ms on a loaded
+    // machine would leave a key out of the counts these tests assert.
+    let patient = std::time::Duration::from_secs(5);
+    let mut config = Config::builder()
+        .redis_enabled(true)
+        .redis_url(url)
+        .redis_timeout(patient)
+        .connect_timeout(patient);
     if let Some(key) = hmac_key {
         config = config.hmac_key(key);
     }

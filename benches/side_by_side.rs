@@ -12,6 +12,10 @@
 //!   design costs before any of our work; and **ours, HMAC** (with
 //!   `CACHE_HMAC_KEY`) and **ours, TLS** (`rediss://` to the same server's
 //!   TLS port): what those options cost on a hit;
+//! - in the near rows (`ONLY=near`), ours with `near = true`, returning
+//!   the `Chart` or an `Arc<Chart>`, against the memory cache alone and
+//!   against a clone of the value (the ceiling of any cache that hands out
+//!   owned copies);
 //! - in the scale rows (`ONLY=scale`), the floor and ours against a
 //!   3-primary Redis Cluster on the same machine: the floor over the redis
 //!   crate's `ClusterConnection`, ours with `REDIS_CLUSTER_URLS`.
@@ -255,6 +259,16 @@ async fn ours_near(req: &NatalRequest) -> Result<Chart, ChartError> {
     compute(req)
 }
 
+/// The same, for a value shared rather than copied: a hit on the copy
+/// hands out the one `Arc` it holds.
+#[redis_cached(domain = "natal_shared", ttl = 3600, near = true, runtime = NEAR.get().expect("set"))]
+async fn ours_near_shared(req: &NatalRequest) -> Result<Arc<Chart>, ChartError> {
+    compute(req).map(Arc::new)
+}
+
+/// A value like every warm key's, built once: [`Imp::CloneOnly`] clones it.
+static BUILT: LazyLock<Chart> = LazyLock::new(|| compute(request(0)).expect("a chart"));
+
 /// Redis on, against a 3-primary cluster.
 static CLUSTER: OnceLock<Runtime> = OnceLock::new();
 
@@ -297,8 +311,20 @@ enum Imp {
     FloorCluster,
     OursCluster,
     OursNear,
-    /// Redis off: the memory cache serves (the ceiling of any in-process copy).
+    /// Redis off: the memory cache serves (the ceiling of our in-process copies).
     OursMemory,
+    /// The near-cache, the value an `Arc<Chart>`.
+    OursNearShared,
+    /// No cache: a clone of a value already built, what any cache handing
+    /// out owned copies pays at least.
+    CloneOnly,
+}
+
+/// What an implementation returns, held only to be dropped as a caller's
+/// value would be.
+enum Answer {
+    Owned(#[allow(dead_code)] Chart),
+    Shared(#[allow(dead_code)] Arc<Chart>),
 }
 
 impl Imp {
@@ -314,11 +340,22 @@ impl Imp {
             Imp::OursCluster => "ours, cluster",
             Imp::OursNear => "ours, near",
             Imp::OursMemory => "ours, memory",
+            Imp::OursNearShared => "near, Arc",
+            Imp::CloneOnly => "clone only",
         }
     }
 
-    async fn call(self, req: &NatalRequest) -> Chart {
+    async fn call(self, req: &NatalRequest) -> Answer {
         let result = match self {
+            Imp::OursNearShared => {
+                return Answer::Shared(ours_near_shared(req).await.expect("answers"));
+            }
+            Imp::CloneOnly => {
+                // Yields now and then, as a hit of ours does: else the 64
+                // loops of the throughput rows would starve its timer.
+                tokio::task::consume_budget().await;
+                Ok(BUILT.clone())
+            }
             Imp::Floor => floor(FLOOR.get().expect("connected"), req).await,
             Imp::FloorHere => floor(FLOOR_CURRENT_THREAD.get().expect("connected"), req).await,
             Imp::OwnThread => floor(FLOOR_OWN_THREAD.get().expect("connected"), req).await,
@@ -331,7 +368,7 @@ impl Imp {
             Imp::OursNear => ours_near(req).await,
             Imp::OursMemory => ours_memory(req).await,
         };
-        result.expect("every implementation answers")
+        Answer::Owned(result.expect("every implementation answers"))
     }
 }
 
@@ -619,12 +656,13 @@ fn count_only(
         .and_then(|n| n.parse().ok())
         .unwrap_or(10_000);
     current.block_on(warm(&[Imp::FloorHere, Imp::Ours]));
-    if scenario == "near-hit" {
+    if scenario.starts_with("near-hit") {
+        let near = [Imp::OursNear, Imp::OursNearShared];
         NEAR.set(near_runtime(url, config))
             .map_err(drop)
             .expect("set once");
         // Twice: the first read of each key fills the copy.
-        current.block_on(warm(&[Imp::OursNear]));
+        current.block_on(warm(&near));
         current.block_on(async {
             assert!(
                 NEAR.get()
@@ -633,7 +671,7 @@ fn count_only(
                     .await
             );
         });
-        current.block_on(warm(&[Imp::OursNear]));
+        current.block_on(warm(&near));
     }
     current.block_on(async {
         for i in 0..calls {
@@ -643,6 +681,7 @@ fn count_only(
                 "key-envelope" => drop(key_and_envelope(body, i)),
                 "redis-hit" => drop(Imp::Ours.call(request(i)).await),
                 "near-hit" => drop(Imp::OursNear.call(request(i)).await),
+                "near-hit-shared" => drop(Imp::OursNearShared.call(request(i)).await),
                 "floor-hit" => drop(Imp::FloorHere.call(request(i)).await),
                 other => panic!("unknown SCENARIO {other}"),
             }
@@ -871,7 +910,14 @@ fn near(workers: &tokio::runtime::Runtime, url: &str, config: &Config) {
     NEAR.set(near_runtime(url, config))
         .map_err(drop)
         .expect("set once");
-    let imps = [Imp::Floor, Imp::Ours, Imp::OursNear, Imp::OursMemory];
+    let imps = [
+        Imp::Floor,
+        Imp::Ours,
+        Imp::OursNear,
+        Imp::OursMemory,
+        Imp::OursNearShared,
+        Imp::CloneOnly,
+    ];
     workers.block_on(async {
         warm(&imps).await;
         assert!(NEAR.get().expect("set").flush(Duration::from_secs(5)).await);

@@ -22,7 +22,7 @@ async fn natal(req: &NatalRequest, rt: &Runtime, epoch: &Epoch, calls: &Calls) -
 }
 
 /// Redis on, no memory fallback: every value seen came from Redis or the
-/// near-cache.
+/// near-cache (and none computed because a read missed its deadline).
 fn runtime(server: &RedisServer) -> Runtime {
     Runtime::new(
         Config::builder()
@@ -30,6 +30,8 @@ fn runtime(server: &RedisServer) -> Runtime {
             .redis_url(server.url())
             .memory_fallback(false)
             .breaker_open(Duration::from_millis(50))
+            .redis_timeout(PATIENT)
+            .connect_timeout(PATIENT)
             .build()
             .expect("valid config"),
     )
@@ -71,6 +73,34 @@ async fn a_hot_key_is_served_without_a_round_trip() {
     assert_eq!(gets(&server), before, "100 hits, no GET reached Redis");
     assert_eq!(calls.get(), 1);
     assert_eq!(rt.stats().total.redis_hits, 101);
+}
+
+#[redis_cached(domain = "shared", ttl = 600, near = true, runtime = rt, skip(rt))]
+async fn shared_chart(req: &NatalRequest, rt: &Runtime) -> std::sync::Arc<Chart> {
+    std::sync::Arc::new(compute_chart(req))
+}
+
+#[tokio::test]
+async fn an_arc_value_is_shared_by_every_hit_not_copied() {
+    // The advice for a value that is costly to clone: return `Arc<T>`
+    // (serde's `rc` feature). A hit on the copy then hands out the one
+    // value Redis's entry decoded to — a reference count, no deep clone.
+    let server = RedisServer::start();
+    let rt = runtime(&server);
+    let req = NatalRequest::new("1990-01-01");
+    shared_chart(&req, &rt).await;
+    assert!(rt.flush(SETTLE).await);
+    let first = shared_chart(&req, &rt).await;
+    assert_eq!(*first, compute_chart(&req));
+    let before = gets(&server);
+    for _ in 0..10 {
+        let hit = shared_chart(&req, &rt).await;
+        assert!(
+            std::sync::Arc::ptr_eq(&hit, &first),
+            "a hit copied the value"
+        );
+    }
+    assert_eq!(gets(&server), before, "every hit served from the copy");
 }
 
 /// Calls until the value computed at `epoch` is returned; how long that took.
@@ -139,6 +169,8 @@ async fn the_documented_acl_line_suffices_for_the_near_cache() {
                 .redis_url(server.url())
                 .redis_username("cache")
                 .redis_password("cache-pw")
+                .redis_timeout(PATIENT)
+                .connect_timeout(PATIENT)
                 .build()
                 .expect("valid config"),
         )

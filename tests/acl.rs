@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use cached_redis::{Config, ConfigBuilder, Runtime, redis_cached};
+use cached_redis::{ConfigBuilder, Runtime, redis_cached};
 use cached_redis_test_support::{RedisServer, wait_until};
 use common::*;
 
@@ -28,13 +28,9 @@ fn runtime_with(
     password: &str,
     tune: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
 ) -> Runtime {
-    let config = Config::builder()
-        .redis_enabled(true)
-        .redis_url(server.url())
+    let config = redis_config(&server.url())
         .redis_username(user)
         .redis_password(password)
-        .redis_timeout(PATIENT)
-        .connect_timeout(PATIENT)
         .breaker_open(Duration::from_millis(100));
     Runtime::new(tune(config).build().expect("valid config"))
 }

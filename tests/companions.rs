@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cached_redis::{Config, Runtime, WarmReport, redis_cached};
+use cached_redis::{Runtime, WarmReport, redis_cached};
 use cached_redis_test_support::RedisServer;
 use common::*;
 
@@ -62,11 +62,7 @@ impl Charts {
 
 fn runtime(server: &RedisServer, near: bool) -> Runtime {
     Runtime::new(
-        Config::builder()
-            .redis_enabled(true)
-            .redis_url(server.url())
-            .redis_timeout(PATIENT)
-            .connect_timeout(PATIENT)
+        redis_config(&server.url())
             .near(near)
             .build()
             .expect("valid config"),

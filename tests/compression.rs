@@ -5,7 +5,7 @@
 mod common;
 
 use cached_redis::advanced::envelope::FLAG_COMPRESSED;
-use cached_redis::{Config, Runtime, redis_cached};
+use cached_redis::{Runtime, redis_cached};
 use cached_redis_test_support::RedisServer;
 use common::*;
 
@@ -31,11 +31,7 @@ async fn note(n: u32, rt: &Runtime, calls: &Calls) -> Vec<String> {
 
 fn runtime(server: &RedisServer, compress_min_bytes: usize) -> Runtime {
     Runtime::new(
-        Config::builder()
-            .redis_enabled(true)
-            .redis_url(server.url())
-            .redis_timeout(PATIENT)
-            .connect_timeout(PATIENT)
+        redis_config(&server.url())
             .compress_min_bytes(compress_min_bytes)
             .build()
             .expect("valid config"),

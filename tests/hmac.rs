@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use cached_redis::advanced::envelope::{HEADER_LEN, seal};
-use cached_redis::{Config, Runtime, redis_cached};
+use cached_redis::{Runtime, redis_cached};
 use cached_redis_test_support::{RedisServer, wait_until};
 use common::*;
 
@@ -23,12 +23,7 @@ const K1: &str = "first-key-0123456789abcdef0123456789";
 const K2: &str = "second-key-0123456789abcdef012345678";
 
 fn signed(server: &RedisServer, key: &str, previous: Option<&str>) -> Runtime {
-    let mut builder = Config::builder()
-        .redis_enabled(true)
-        .redis_url(server.url())
-        .redis_timeout(PATIENT)
-        .connect_timeout(PATIENT)
-        .hmac_key(key);
+    let mut builder = redis_config(&server.url()).hmac_key(key);
     if let Some(previous) = previous {
         builder = builder.hmac_key_previous(previous);
     }

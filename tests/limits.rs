@@ -4,7 +4,7 @@
 
 mod common;
 
-use cached_redis::{Config, Runtime, redis_cached};
+use cached_redis::{Runtime, redis_cached};
 use cached_redis_test_support::RedisServer;
 use common::*;
 
@@ -32,11 +32,7 @@ async fn an_oversize_value_is_returned_counted_and_stored_nowhere() {
     let captured = capture_logs(tracing::Level::WARN);
 
     let server = RedisServer::start();
-    let config = Config::builder()
-        .redis_enabled(true)
-        .redis_url(server.url())
-        .redis_timeout(PATIENT)
-        .connect_timeout(PATIENT)
+    let config = redis_config(&server.url())
         .max_value_bytes(4096)
         .build()
         .unwrap();

@@ -7,7 +7,7 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cached_redis::{Config, Runtime, redis_cached};
+use cached_redis::{Runtime, redis_cached};
 use cached_redis_test_support::RedisServer;
 use common::*;
 
@@ -25,13 +25,9 @@ async fn natal(req: &NatalRequest, rt: &Runtime, epoch: &Epoch, calls: &Calls) -
 /// near-cache (and none computed because a read missed its deadline).
 fn runtime(server: &RedisServer) -> Runtime {
     Runtime::new(
-        Config::builder()
-            .redis_enabled(true)
-            .redis_url(server.url())
+        redis_config(&server.url())
             .memory_fallback(false)
             .breaker_open(Duration::from_millis(50))
-            .redis_timeout(PATIENT)
-            .connect_timeout(PATIENT)
             .build()
             .expect("valid config"),
     )
@@ -164,13 +160,9 @@ async fn the_documented_acl_line_suffices_for_the_near_cache() {
     acl_setuser(&server, "cache", "cache-pw", &rules);
     let as_cache = || {
         Runtime::new(
-            Config::builder()
-                .redis_enabled(true)
-                .redis_url(server.url())
+            redis_config(&server.url())
                 .redis_username("cache")
                 .redis_password("cache-pw")
-                .redis_timeout(PATIENT)
-                .connect_timeout(PATIENT)
                 .build()
                 .expect("valid config"),
         )

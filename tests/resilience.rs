@@ -101,11 +101,7 @@ async fn test_circuit_breaker_trip_reset() {
     // deadline, a probe that reconnects on a loaded machine is not counted
     // as one more failure.
     let rt = Runtime::new(
-        Config::builder()
-            .redis_enabled(true)
-            .redis_url(server.url())
-            .redis_timeout(PATIENT)
-            .connect_timeout(PATIENT)
+        redis_config(&server.url())
             .breaker_open(WINDOW)
             .build()
             .expect("valid config"),

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use cached_redis::{Config, Runtime};
+use cached_redis::{Config, ConfigBuilder, Runtime};
 use cached_redis_test_support::{RedisServer, wait_until};
 use serde::{Deserialize, Serialize};
 
@@ -20,17 +20,19 @@ pub const SETTLE: Duration = Duration::from_secs(5);
 /// misses its deadline computes, which such a test would count as a miss.
 pub const PATIENT: Duration = Duration::from_secs(5);
 
-/// A runtime with Redis on, pointed at `url`, with [`PATIENT`] deadlines.
+/// Redis on, pointed at `url`, with [`PATIENT`] deadlines: what the
+/// runtimes of tests about what is cached start from.
+pub fn redis_config(url: &str) -> ConfigBuilder {
+    Config::builder()
+        .redis_enabled(true)
+        .redis_url(url)
+        .redis_timeout(PATIENT)
+        .connect_timeout(PATIENT)
+}
+
+/// A runtime of [`redis_config`].
 pub fn redis_runtime(url: &str) -> Runtime {
-    Runtime::new(
-        Config::builder()
-            .redis_enabled(true)
-            .redis_url(url)
-            .redis_timeout(PATIENT)
-            .connect_timeout(PATIENT)
-            .build()
-            .expect("valid config"),
-    )
+    Runtime::new(redis_config(url).build().expect("valid config"))
 }
 
 /// A runtime with Redis off (the embedded default), pointed at `url` anyway.

@@ -1,8 +1,9 @@
 //! Redis Cluster, on a real 3-primary cluster the harness forms: keys
 //! spread over every primary and hit from another process; `clear` walks
-//! every primary; a primary killed mid-traffic takes only its own keys to
-//! the fallback, and its slots cache again once it is back; a slot migrated
-//! during traffic (`ASK`, then `MOVED`) costs no error and no wrong value.
+//! every primary, and removes nothing when a slot has none; a primary
+//! killed mid-traffic takes only its own keys to the fallback, and its
+//! slots cache again once it is back; a slot migrated during traffic
+//! (`ASK`, then `MOVED`) costs no error and no wrong value.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cached_redis::{Config, Runtime, redis_cached};
+use cached_redis::{ClearError, Config, RedisError, Runtime, SlotMapError, redis_cached};
 use cached_redis_test_support::{Pki, RedisCluster, RedisServer, wait_until};
 use common::*;
 
@@ -160,6 +161,31 @@ async fn clear_walks_every_primary_and_spares_other_domains() {
     );
     assert_eq!(all_keys(&cluster, "meridian:v1:natal:*"), 0);
     assert_eq!(all_keys(&cluster, "meridian:v1:transit:*"), 10);
+}
+
+#[tokio::test]
+async fn clear_removes_nothing_when_a_slot_has_no_primary() {
+    let cluster = RedisCluster::start(3);
+    let rt = cluster_runtime(&cluster);
+    let calls = Calls::default();
+    fill(&cluster, &rt, &calls).await;
+    // What a node that has not heard yet what another serves reports.
+    cluster.unassign_slots(0, 99);
+
+    let err = rt
+        .clear("natal", "v1")
+        .await
+        .expect_err("a walk would miss keys");
+    assert!(
+        matches!(
+            err,
+            ClearError::Redis(RedisError::SlotMap(SlotMapError::Uncovered {
+                uncovered: 100
+            }))
+        ),
+        "{err}"
+    );
+    assert_eq!(all_keys(&cluster, "meridian:v1:natal:*"), KEYS);
 }
 
 /// Calls every request in rounds until told to stop; checks every value

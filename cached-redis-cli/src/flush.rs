@@ -56,7 +56,7 @@ pub fn run(admin: &Admin, options: &Options<'_>) -> Result<Report, CliError> {
         } else {
             // The count of keys that still existed: one expiring meanwhile
             // is not counted twice.
-            admin.unlink(&batch.keys).wait()?
+            admin.unlink(&batch).wait()?
         };
         progress.update(|| format!("{pattern}: {} keys {verb}", output::count(keys)));
     }

@@ -57,6 +57,6 @@ pub use config::{Config, ConfigBuilder, ConfigError};
 pub use global::{InitError, init_from_env, install, runtime};
 pub use key::{CacheKey, KeyBuilder, KeyError, build_key};
 pub use mode::{CacheMode, WithMode, cache_mode, with_mode, with_mode_sync};
-pub use redis::{BreakerState, RedisError};
+pub use redis::{BreakerState, RedisError, SlotMapError};
 pub use runtime::{ClearError, Operation, Runtime};
 pub use stats::{CacheStats, Stats};

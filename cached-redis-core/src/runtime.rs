@@ -98,6 +98,12 @@ impl Runtime {
     /// though its first attempt went through, counts the keys that attempt
     /// removed as already gone. They are removed either way.
     ///
+    /// In a Redis Cluster each primary is walked in turn. If the slot map
+    /// leaves a slot without a primary (a cluster still forming, a primary
+    /// down), no walk starts: the error is a
+    /// [`SlotMapError`](crate::SlotMapError), not a count that leaves keys
+    /// out.
+    ///
     /// ```
     /// # let runtime = cached_redis_core::Runtime::new(Default::default());
     /// let removed = runtime.clear("natal", "v1").wait()?;

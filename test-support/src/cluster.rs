@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::{PkiFiles, RedisServer, free_port, wait_until};
+use crate::{PkiFiles, RedisServer, wait_until};
 
 /// Slots in a Redis Cluster.
 const SLOTS: u16 = 16384;
@@ -47,10 +47,8 @@ impl RedisCluster {
 
     fn start_with(primaries: usize, tls: Option<&PkiFiles>) -> RedisCluster {
         assert!(primaries >= 1, "a cluster needs a primary");
-        let buses: Vec<u16> = (0..primaries).map(|_| free_port()).collect();
-        let nodes: Vec<RedisServer> = buses
-            .iter()
-            .map(|bus| {
+        let nodes: Vec<RedisServer> = (0..primaries)
+            .map(|_| {
                 let builder = match tls {
                     // On the bus each node is also a TLS client, and the
                     // server certificate is for server authentication only.
@@ -65,20 +63,13 @@ impl RedisCluster {
                     None => RedisServer::builder(),
                 };
                 builder
-                    .arg("--cluster-enabled")
-                    .arg("yes")
-                    .arg("--cluster-config-file")
-                    .arg("nodes.conf")
+                    .cluster_node()
                     .arg("--cluster-node-timeout")
                     .arg("1000")
                     // One primary down must leave the others serving
                     // their slots (the default stops the whole cluster).
                     .arg("--cluster-require-full-coverage")
                     .arg("no")
-                    // The bus port is chosen, not port + 10000, which may
-                    // be taken or past 65535.
-                    .arg("--cluster-port")
-                    .arg(&bus.to_string())
                     .start()
             })
             .collect();
@@ -86,13 +77,13 @@ impl RedisCluster {
             nodes,
             tls: tls.is_some(),
         };
-        cluster.form(&buses);
+        cluster.form();
         cluster
     }
 
-    fn form(&self, buses: &[u16]) {
+    fn form(&self) {
         let first = &self.nodes[0];
-        for (node, bus) in self.nodes.iter().zip(buses).skip(1) {
+        for node in self.nodes.iter().skip(1) {
             // Over a TLS bus, a node is known by its TLS port.
             let port = if self.tls {
                 node.tls_port()
@@ -103,7 +94,7 @@ impl RedisCluster {
                 .arg("MEET")
                 .arg("127.0.0.1")
                 .arg(port)
-                .arg(*bus)
+                .arg(node.bus_port())
                 .query(&mut first.connection())
                 .expect("CLUSTER MEET");
         }
@@ -123,7 +114,10 @@ impl RedisCluster {
         }
     }
 
-    /// Whether every running node sees all slots served and every node known.
+    /// Whether every running node sees every node and every slot served by
+    /// a node it is linked to. `cluster_state:ok` alone is not enough: with
+    /// `cluster-require-full-coverage no` a node reports it before it has
+    /// heard what another node serves.
     pub fn is_ok(&self) -> bool {
         self.nodes.iter().filter(|n| n.is_running()).all(|node| {
             let Ok(mut con) = node.try_connection() else {
@@ -134,7 +128,9 @@ impl RedisCluster {
                 .query(&mut con)
                 .unwrap_or_default();
             let known = format!("cluster_known_nodes:{}", self.nodes.len());
-            info.contains("cluster_state:ok") && info.contains(&known)
+            info.contains("cluster_state:ok")
+                && info.contains(&known)
+                && info.contains(&format!("cluster_slots_ok:{SLOTS}"))
         })
     }
 
@@ -175,6 +171,22 @@ impl RedisCluster {
     /// The nodes, to kill, pause, restart or inspect one.
     pub fn nodes(&self) -> &[RedisServer] {
         &self.nodes
+    }
+
+    /// Leaves slots `first..=last` served by no node, in every node's view
+    /// (`CLUSTER DELSLOTSRANGE` on each): what a client sees of a cluster
+    /// still forming, or of one that lost a primary while
+    /// `cluster-require-full-coverage` is `no`. The keys in them stay
+    /// where they were.
+    pub fn unassign_slots(&self, first: u16, last: u16) {
+        for node in &self.nodes {
+            let () = redis::cmd("CLUSTER")
+                .arg("DELSLOTSRANGE")
+                .arg(first)
+                .arg(last)
+                .query(&mut node.connection())
+                .expect("CLUSTER DELSLOTSRANGE");
+        }
     }
 
     /// The node serving `key`'s slot.

@@ -36,6 +36,8 @@ const LOG_FILE: &str = "redis.log";
 const OUTPUT_FILE: &str = "redis-server.out";
 /// A Sentinel's configuration file, in its directory.
 const SENTINEL_FILE: &str = "sentinel.conf";
+/// A cluster node's configuration file, in its directory.
+const NODES_FILE: &str = "nodes.conf";
 /// What redis-server logs when its port is taken.
 const ADDRESS_IN_USE: &str = "Address already in use";
 
@@ -56,6 +58,8 @@ pub struct RedisServerBuilder {
     tls: Option<Tls>,
     /// Sentinel mode: the configuration file's initial contents.
     sentinel: Option<String>,
+    /// Cluster mode, with a bus port of its own.
+    cluster: bool,
     extra_args: Vec<String>,
     program: String,
 }
@@ -66,6 +70,7 @@ impl Default for RedisServerBuilder {
             password: None,
             tls: None,
             sentinel: None,
+            cluster: false,
             extra_args: Vec::new(),
             program: "redis-server".to_owned(),
         }
@@ -102,6 +107,16 @@ impl RedisServerBuilder {
         self
     }
 
+    /// Runs as a Redis Cluster node (`cluster-enabled`, its `nodes.conf` in
+    /// its directory) with a cluster bus port of its own,
+    /// [`RedisServer::bus_port`], chosen afresh with its port on every
+    /// attempt to start. [`RedisCluster`](crate::RedisCluster) forms
+    /// clusters of these.
+    pub fn cluster_node(mut self) -> Self {
+        self.cluster = true;
+        self
+    }
+
     /// Appends one extra command-line argument for `redis-server`, e.g.
     /// `.arg("--maxmemory").arg("10mb")`.
     ///
@@ -133,6 +148,7 @@ impl RedisServerBuilder {
             config: self,
             port: 0,
             tls_port: 0,
+            bus_port: 0,
             dir: create_private_dir(),
             last_pid: AtomicU32::new(0),
             log_reported: AtomicBool::new(false),
@@ -141,6 +157,12 @@ impl RedisServerBuilder {
         for _ in 0..PORT_ATTEMPTS {
             server.port = free_port();
             server.tls_port = free_port();
+            if server.config.cluster {
+                server.bus_port = free_port();
+                // A node that failed to bind may have written its identity
+                // and ports; the next attempt starts as a new node.
+                let _ = fs::remove_file(server.dir.join(NODES_FILE));
+            }
             let mut state = lock(&server.state);
             if server.launch(&mut state) == Launch::Ready {
                 drop(state);
@@ -176,6 +198,8 @@ pub struct RedisServer {
     port: u16,
     /// Used only with [`RedisServerBuilder::tls`].
     tls_port: u16,
+    /// Used only with [`RedisServerBuilder::cluster_node`].
+    bus_port: u16,
     dir: PathBuf,
     /// Kept outside `state` so that failure messages and `pid()` never need
     /// the lock, which is held while a launch is in progress.
@@ -226,6 +250,13 @@ impl RedisServer {
     /// The TLS port of a server started with [`RedisServerBuilder::tls`].
     pub fn tls_port(&self) -> u16 {
         self.tls_port
+    }
+
+    /// The cluster bus port of a server started with
+    /// [`RedisServerBuilder::cluster_node`]; it stays the same across
+    /// [`restart`](Self::restart).
+    pub fn bus_port(&self) -> u16 {
+        self.bus_port
     }
 
     /// The URL of the server: `redis://127.0.0.1:PORT/`, or
@@ -519,6 +550,20 @@ impl RedisServer {
                 if tls.auth_clients { "yes" } else { "no" }.to_owned(),
             ]);
         }
+        if self.config.cluster {
+            args.extend(
+                [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    NODES_FILE,
+                    // Not port + 10000, which may be taken or past 65535.
+                    "--cluster-port",
+                    &self.bus_port.to_string(),
+                ]
+                .map(str::to_owned),
+            );
+        }
         args.extend(self.config.extra_args.iter().cloned());
         args
     }
@@ -763,6 +808,7 @@ mod tests {
             config: RedisServerBuilder::default(),
             port: squatter.local_addr().unwrap().port(),
             tls_port: 0,
+            bus_port: 0,
             dir: create_private_dir(),
             last_pid: AtomicU32::new(0),
             log_reported: AtomicBool::new(false),

@@ -204,7 +204,10 @@ fn a_cluster_is_walked_on_every_primary() {
 
     let doctor = cli(&["doctor"], &env);
     doctor.assert_ok();
-    assert!(line(&doctor, "[ ok ]", "cluster").contains("cluster_state ok on 3 primaries"));
+    assert!(
+        line(&doctor, "[ ok ]", "cluster").contains("cluster_state ok on 3 primaries"),
+        "{doctor:#?}"
+    );
     assert!(line(&doctor, "[ ok ]", "acl").contains("CLUSTER SLOTS PING permitted"));
     assert_eq!(
         doctor.stdout.matches("] eviction").count(),
@@ -214,7 +217,7 @@ fn a_cluster_is_walked_on_every_primary() {
 
     let ls = cli(&["ls", "--domain", "spread", "--json"], &env);
     ls.assert_ok();
-    assert_eq!(ls.json()["keys"], 30);
+    assert_eq!(ls.json()["keys"], 30, "{ls:#?}");
 
     let flush = cli(&["flush", "--domain", "spread"], &env);
     flush.assert_ok();
@@ -229,6 +232,43 @@ fn a_cluster_is_walked_on_every_primary() {
             .unwrap();
         assert_eq!(left, 0, "{key}");
     }
+}
+
+#[test]
+fn a_slot_without_a_primary_stops_every_walk_before_it_starts() {
+    let cluster = RedisCluster::start(3);
+    let seeds = cluster.urls().join(",");
+    let env = [("REDIS_CLUSTER_URLS", seeds.as_str())];
+    let keys: Vec<String> = (0..30).map(|i| format!("meridian:v1:gap:{i:04}")).collect();
+    for key in &keys {
+        let () = redis::cmd("SET")
+            .arg(key)
+            .arg("v")
+            .query(&mut cluster.node_for(key).connection())
+            .unwrap();
+    }
+    // What a node that has not heard yet what another serves reports.
+    cluster.unassign_slots(0, 99);
+    let gap = "100 of the cluster's 16384 slots have no known primary";
+
+    let ls = cli(&["ls", "--domain", "gap"], &env);
+    assert_eq!(ls.code, 4, "{ls:#?}");
+    assert!(ls.stderr.contains(gap), "{}", ls.stderr);
+
+    let flush = cli(&["flush", "--domain", "gap"], &env);
+    assert_eq!(flush.code, 4, "{flush:#?}");
+    assert!(flush.stderr.contains(gap), "{}", flush.stderr);
+    for key in &keys {
+        let left: i64 = redis::cmd("EXISTS")
+            .arg(key)
+            .query(&mut cluster.node_for(key).connection())
+            .unwrap();
+        assert_eq!(left, 1, "{key}: a refused walk removes nothing");
+    }
+
+    let doctor = cli(&["doctor"], &env);
+    assert_eq!(doctor.code, 1, "{doctor:#?}");
+    assert!(line(&doctor, "[FAIL]", "cluster").contains(gap));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use crate::key::KeyError;
+use crate::redis::SlotMapError;
 
 /// Why an [`Admin`](super::Admin) operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -33,10 +34,10 @@ pub enum AdminError {
     /// A reply of a shape the command never gives.
     #[error("unexpected reply to {0}")]
     UnexpectedReply(&'static str),
-    /// A cluster primary reports no address of its own, so it cannot be
-    /// walked.
-    #[error("a cluster primary reports no address of its own; set cluster-announce-ip on it")]
-    UnknownClusterNode,
+    /// The cluster's slot map names fewer primaries than serve every
+    /// key, so no walk of it starts.
+    #[error(transparent)]
+    SlotMap(#[from] SlotMapError),
     /// The cache's background threads, which drive every connection and
     /// deadline, could not start.
     #[error("the cache's background threads are unavailable")]

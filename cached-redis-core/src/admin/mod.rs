@@ -8,8 +8,10 @@
 //! [`Config::from_env`](crate::Config::from_env) — so a tool built on it
 //! reaches Redis the way the service does, or fails the way the service
 //! would. Unlike the runtime it has no circuit breaker, no memory cache and
-//! no retries: an operator wants to see each failure. `ENABLE_REDIS_CACHE`
-//! is not consulted; connecting is the point.
+//! no retries: an operator wants to see each failure. (The one exception is
+//! a cluster client that holds no connection to the node a command is
+//! addressed to; it is replaced and the command sent once more.)
+//! `ENABLE_REDIS_CACHE` is not consulted; connecting is the point.
 //!
 //! Every operation has one deadline, [`Config::redis_timeout`]
 //! (connecting too, bounded by [`Config::connect_timeout`]), and returns
@@ -49,8 +51,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ::redis::aio::ConnectionLike;
-use ::redis::cluster_routing::SingleNodeRoutingInfo;
 use ::redis::{Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Pipeline, Value};
 
 /// The [`redis`](https://docs.rs/redis) crate this crate talks through:
@@ -66,7 +66,7 @@ use crate::config::Config;
 use crate::io::{Io, io};
 use crate::key::{KeyError, domain_prefix};
 use crate::redis::topology::Topology;
-use crate::redis::{Conn, Connection, Connector, is_tls, parse_slots};
+use crate::redis::{Conn, Connection, Connector, Request, is_tls, parse_slots, walk};
 use crate::runtime::Operation;
 
 /// Keys asked for per `SCAN` round trip (a hint to Redis, as in `clear`).
@@ -344,30 +344,18 @@ impl Admin {
         pipeline: &'a Pipeline,
     ) -> Operation<'a, Result<Vec<Value>, AdminError>> {
         Operation::new(async move {
-            let count = pipeline.len();
-            let work = async {
-                let (mut conn, generation) = self.conn().await?;
-                let replies = match (&mut conn, node.address()) {
-                    (Conn::Cluster(cluster), Some((host, port))) => {
-                        let route = SingleNodeRoutingInfo::ByAddress {
-                            host: host.to_owned(),
-                            port,
-                        };
-                        cluster
-                            .route_pipeline(pipeline.clone(), 0, count, route)
-                            .await
-                    }
-                    _ => conn.req_packed_commands(pipeline, 0, count).await,
-                };
-                replies.map_err(|source| self.failed(generation, "pipeline".to_owned(), source))
-            };
-            self.bounded(work).await
+            let request = Request::Pipeline(node.address(), pipeline);
+            match self.attempt("pipeline", request).await? {
+                Value::Array(replies) => Ok(replies),
+                _ => Err(AdminError::UnexpectedReply("pipeline")),
+            }
         })
     }
 
     /// The primaries a walk of the whole key space visits: the one node,
     /// or every primary in the cluster's slot map, read now
-    /// (`CLUSTER SLOTS`).
+    /// (`CLUSTER SLOTS`). An [`AdminError::SlotMap`] if that map leaves a
+    /// slot without a primary: a walk of the others would miss keys.
     pub fn primaries(&self) -> Operation<'_, Result<Vec<Node>, AdminError>> {
         Operation::new(self.primaries_now())
     }
@@ -375,24 +363,41 @@ impl Admin {
     /// Walks every key matching `pattern` with `SCAN` (never `KEYS`), on
     /// the one node or on each cluster primary in turn, in batches. The
     /// usual `SCAN` guarantees hold: a key present for the whole walk is
-    /// seen at least once; keys written meanwhile may or may not be.
+    /// seen at least once; keys written meanwhile may or may not be. The
+    /// walk starts with [`primaries`](Self::primaries), and fails as it
+    /// does.
     pub fn scan(&self, pattern: &str) -> Scan<'_> {
         Scan::new(self, pattern, SCAN_COUNT)
     }
 
-    /// `UNLINK`s `keys` (a cluster client splits them by slot) and
-    /// resolves to how many existed.
-    pub fn unlink<'a>(&'a self, keys: &'a [Vec<u8>]) -> Operation<'a, Result<u64, AdminError>> {
+    /// `UNLINK`s the keys of `batch` on the node they came from and
+    /// resolves to how many still existed. One `UNLINK` per key, sent in
+    /// one round trip: a cluster client would split a many-key `UNLINK` by
+    /// slot, and leave out without a word the slots of a node it holds no
+    /// connection to.
+    pub fn unlink<'a>(&'a self, batch: &'a Batch) -> Operation<'a, Result<u64, AdminError>> {
         Operation::new(async move {
-            if keys.is_empty() {
+            if batch.keys.is_empty() {
                 return Ok(0);
             }
-            let mut cmd = Cmd::new();
-            cmd.arg("UNLINK").arg(keys);
-            match self.run(&cmd, None).await? {
-                Value::Int(removed) => Ok(u64::try_from(removed).unwrap_or(0)),
-                _ => Err(AdminError::UnexpectedReply("UNLINK")),
+            let mut unlinks = Pipeline::with_capacity(batch.keys.len());
+            for key in &batch.keys {
+                unlinks.cmd("UNLINK").arg(key);
             }
+            let mut removed = 0;
+            for reply in self.pipeline_on(&batch.node, &unlinks).await? {
+                match reply.extract_error() {
+                    Ok(Value::Int(existed)) => removed += u64::try_from(existed).unwrap_or(0),
+                    Ok(_) => return Err(AdminError::UnexpectedReply("UNLINK")),
+                    Err(source) => {
+                        return Err(AdminError::Command {
+                            command: "UNLINK".to_owned(),
+                            source,
+                        });
+                    }
+                }
+            }
+            Ok(removed)
         })
     }
 
@@ -404,30 +409,46 @@ impl Admin {
         cmd.arg("CLUSTER").arg("SLOTS");
         let ranges = parse_slots(self.run(&cmd, None).await?)
             .map_err(|_| AdminError::UnexpectedReply("CLUSTER SLOTS"))?;
-        let mut nodes: Vec<Node> = Vec::new();
-        for (_, _, address) in ranges {
-            let node = Node {
-                address: Some(address.ok_or(AdminError::UnknownClusterNode)?),
-            };
-            if !nodes.contains(&node) {
-                nodes.push(node);
-            }
-        }
-        nodes.sort_by(|a, b| a.address.cmp(&b.address));
+        let nodes = walk(&ranges)?
+            .into_iter()
+            .map(|address| Node {
+                address: Some(address),
+            })
+            .collect();
         Ok(nodes)
     }
 
     /// `cmd` on `node` (or routed by key), under the deadline.
     async fn run(&self, cmd: &Cmd, node: Option<&Node>) -> Result<Value, AdminError> {
+        let command = command_name(cmd);
+        let request = Request::Command(node.and_then(Node::address), cmd);
+        self.attempt(&command, request)
+            .await?
+            .extract_error()
+            .map_err(|source| AdminError::Command { command, source })
+    }
+
+    /// Sends `request`, under the deadline. The one failure tried again is
+    /// a cluster client holding no connection to the node a request was
+    /// addressed to: that is the client's state, not an answer from Redis,
+    /// and the fresh client the second try gets connects to every node.
+    async fn attempt(&self, command: &str, request: Request<'_>) -> Result<Value, AdminError> {
         let work = async {
-            let (mut conn, generation) = self.conn().await?;
-            let reply = match node.and_then(Node::address) {
-                Some((host, port)) => conn.route_to(host, port, cmd).await,
-                None => conn.req_packed_command(cmd).await,
-            };
-            reply
-                .and_then(Value::extract_error)
-                .map_err(|source| self.failed(generation, command_name(cmd), source))
+            let mut tried = false;
+            loop {
+                let (mut conn, generation) = self.conn().await?;
+                let source = match conn.send(request).await {
+                    Ok(reply) => return Ok(reply),
+                    Err(source) => source,
+                };
+                let again =
+                    !tried && source.kind() == ::redis::ErrorKind::ClusterConnectionNotFound;
+                let err = self.failed(generation, command.to_owned(), source);
+                if !again {
+                    return Err(err);
+                }
+                tried = true;
+            }
         };
         self.bounded(work).await
     }

@@ -12,8 +12,11 @@
 //!
 //! Keys are never hash-tagged (`meridian:v1:natal:{hash}` has no braces;
 //! domains and namespaces cannot contain them), so a domain's keys spread
-//! over every primary, and every command the cache sends names one key,
-//! except `UNLINK` in `clear`, which the client splits by slot.
+//! over every primary, and every command the cache sends names one key.
+//! `clear` walks each primary with `SCAN` and removes what it found there
+//! with one `UNLINK` per key, sent to that primary: a many-key `UNLINK`
+//! would be split by slot by the client, which leaves out, without a word,
+//! the slots of a node it holds no connection to.
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -23,7 +26,7 @@ use redis::{Cmd, Value};
 
 use super::breaker::{Breaker, BreakerState};
 use super::connection::Connection;
-use super::error::RedisError;
+use super::error::{RedisError, SlotMapError};
 use crate::io::Io;
 use crate::telemetry::Telemetry;
 
@@ -68,8 +71,6 @@ struct Map {
     /// Index into `nodes` of each slot's primary, or [`UNKNOWN`].
     slots: Vec<u16>,
     nodes: Vec<Arc<Node>>,
-    /// Some primary reported no address: its slots are [`UNKNOWN`].
-    incomplete: bool,
 }
 
 /// A slot range and its primary's address (`None`: the node does not know it).
@@ -90,15 +91,6 @@ impl Nodes {
         let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
         let index = *map.slots.get(usize::from(slot(key)))?;
         map.nodes.get(usize::from(index)).cloned()
-    }
-
-    /// Every primary the map knows; an error if one has no address.
-    pub(super) fn primaries(&self) -> Result<Vec<Arc<Node>>, RedisError> {
-        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
-        if map.incomplete {
-            return Err(RedisError::UnknownClusterNode);
-        }
-        Ok(map.nodes.clone())
     }
 
     /// The worst state among the primaries' breakers; `None` before the
@@ -164,13 +156,13 @@ impl Nodes {
     }
 
     /// Reads the slot map now (`CLUSTER SLOTS`), keeping each known
-    /// primary's breaker.
+    /// primary's breaker; resolves to what was read.
     pub(super) async fn load(
         &self,
         connection: &Arc<Connection>,
         io: &'static Io,
         deadline: Duration,
-    ) -> Result<(), RedisError> {
+    ) -> Result<Vec<Range>, RedisError> {
         let until = Instant::now()
             .checked_add(deadline)
             .unwrap_or_else(Instant::now);
@@ -185,20 +177,20 @@ impl Nodes {
             })
             .await
             .map_err(|_| RedisError::Timeout(deadline))??;
-        self.install(parse_slots(reply)?);
-        Ok(())
+        let ranges = parse_slots(reply)?;
+        self.install(&ranges);
+        Ok(ranges)
     }
 
-    fn install(&self, ranges: Vec<Range>) {
+    fn install(&self, ranges: &[Range]) {
         let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
         let mut nodes: Vec<Arc<Node>> = Vec::new();
         let mut slots = vec![UNKNOWN; SLOTS];
-        let mut incomplete = false;
         for (start, end, address) in ranges {
             let Some((host, port)) = address else {
-                incomplete = true;
                 continue;
             };
+            let (host, port) = (host.clone(), *port);
             let same = |n: &&Arc<Node>| n.host == host && n.port == port;
             let index = match nodes.iter().position(|n| same(&n)) {
                 Some(index) => index,
@@ -217,17 +209,39 @@ impl Nodes {
             };
             // At most 16,384 primaries: the index fits, and is never UNKNOWN.
             let index = u16::try_from(index).unwrap_or(UNKNOWN);
-            let end = usize::from(end).min(SLOTS - 1);
-            if let Some(range) = slots.get_mut(usize::from(start)..=end) {
+            let end = usize::from(*end).min(SLOTS - 1);
+            if let Some(range) = slots.get_mut(usize::from(*start)..=end) {
                 range.fill(index);
             }
         }
-        *map = Map {
-            slots,
-            nodes,
-            incomplete,
-        };
+        *map = Map { slots, nodes };
     }
+}
+
+/// The primaries a walk of the whole key space visits (`clear`, the
+/// admin's `SCAN`s): each primary of `ranges` once, sorted, provided every
+/// primary has an address and every slot has a primary. The node asked
+/// may not know yet what another serves, or a primary may be down; a walk
+/// of fewer than all would leave keys out without a word.
+pub(crate) fn walk(ranges: &[Range]) -> Result<Vec<(String, u16)>, SlotMapError> {
+    let mut covered = vec![false; SLOTS];
+    let mut primaries: Vec<(String, u16)> = Vec::new();
+    for (start, end, address) in ranges {
+        let address = address.as_ref().ok_or(SlotMapError::UnknownNode)?;
+        if !primaries.contains(address) {
+            primaries.push(address.clone());
+        }
+        let end = usize::from(*end).min(SLOTS - 1);
+        if let Some(range) = covered.get_mut(usize::from(*start)..=end) {
+            range.fill(true);
+        }
+    }
+    let uncovered = covered.iter().filter(|served| !**served).count();
+    if uncovered > 0 {
+        return Err(SlotMapError::Uncovered { uncovered });
+    }
+    primaries.sort();
+    Ok(primaries)
 }
 
 /// The worst of `states` (open, then half-open, then closed); `None` if empty.
@@ -318,7 +332,7 @@ mod tests {
             ]))
             .unwrap()
         };
-        nodes.install(slots([7000, 7001]));
+        nodes.install(&slots([7000, 7001]));
         // Slot of "a" is 15495, of "b" 3300 (CLUSTER KEYSLOT).
         assert_eq!(nodes.for_key(b"a").unwrap().port, 7001);
         assert_eq!(nodes.for_key(b"b").unwrap().port, 7000);
@@ -331,7 +345,7 @@ mod tests {
             .breaker
             .record(pass, super::super::breaker::Evidence::Failed);
         assert_eq!(nodes.worst_state(), Some(BreakerState::Open));
-        nodes.install(slots([7001, 7002]));
+        nodes.install(&slots([7001, 7002]));
         let after = nodes.for_key(b"b").unwrap();
         assert_eq!(after.port, 7001);
         assert!(Arc::ptr_eq(&before, &after), "7001 keeps its breaker");
@@ -365,13 +379,38 @@ mod tests {
             Value::Int(16383),
             Value::Array(vec![bulk(""), Value::Int(7001), bulk("id")]),
         ]);
-        nodes.install(parse_slots(Value::Array(vec![range(0, 8191, 7000), nameless])).unwrap());
+        let ranges = parse_slots(Value::Array(vec![range(0, 8191, 7000), nameless])).unwrap();
+        nodes.install(&ranges);
         assert_eq!(nodes.for_key(b"b").unwrap().port, 7000);
         assert!(nodes.for_key(b"a").is_none());
-        assert!(matches!(
-            nodes.primaries(),
-            Err(RedisError::UnknownClusterNode)
-        ));
+        assert_eq!(walk(&ranges), Err(SlotMapError::UnknownNode));
+    }
+
+    #[test]
+    fn a_walk_needs_every_slot_served() {
+        let whole = parse_slots(Value::Array(vec![
+            range(8192, 16383, 7001),
+            range(0, 8191, 7000),
+            range(100, 200, 7001),
+        ]))
+        .unwrap();
+        let ports: Vec<u16> = walk(&whole)
+            .unwrap()
+            .into_iter()
+            .map(|(_, port)| port)
+            .collect();
+        assert_eq!(ports, [7000, 7001], "each primary once, sorted");
+
+        // What a node that has not yet heard what 7002 serves reports.
+        let partial = parse_slots(Value::Array(vec![
+            range(0, 5460, 7000),
+            range(10923, 16383, 7001),
+        ]))
+        .unwrap();
+        assert_eq!(
+            walk(&partial),
+            Err(SlotMapError::Uncovered { uncovered: 5462 })
+        );
     }
 
     #[test]

@@ -144,25 +144,62 @@ impl AsyncPushSender for Tracking {
     }
 }
 
+/// What one round trip sends.
+#[derive(Clone, Copy)]
+pub(crate) enum Request<'a> {
+    /// A command: to the cluster node at the address given, else routed
+    /// by its key (a keyless one to any node).
+    Command(Option<(&'a str, u16)>, &'a Cmd),
+    /// Commands in one round trip, to the cluster node at the address
+    /// given, else routed by their first key. The reply is the array of
+    /// theirs, an error reply in its place.
+    Pipeline(Option<(&'a str, u16)>, &'a Pipeline),
+}
+
 impl Conn {
-    /// Sends `cmd` to the cluster node at `host:port` rather than by key.
-    pub(crate) async fn route_to(
-        &mut self,
-        host: &str,
-        port: u16,
-        cmd: &Cmd,
-    ) -> redis::RedisResult<Value> {
-        match self {
-            Conn::Node(conn) => conn.req_packed_command(cmd).await,
-            Conn::Cluster(conn) => {
-                let node = SingleNodeRoutingInfo::ByAddress {
-                    host: host.to_owned(),
-                    port,
-                };
-                conn.route_command(cmd.clone(), RoutingInfo::SingleNode(node))
+    /// Sends `request`. A cluster client fails a request addressed to a
+    /// node it holds no connection to (`ClusterConnectionNotFound`); it
+    /// never sends it elsewhere.
+    pub(crate) async fn send(&mut self, request: Request<'_>) -> redis::RedisResult<Value> {
+        match (request, &mut *self) {
+            (Request::Command(None, cmd), conn) => conn.req_packed_command(cmd).await,
+            (Request::Command(Some(_), cmd), Conn::Node(conn)) => {
+                conn.req_packed_command(cmd).await
+            }
+            // Boxed, as are the pipelines: only operators' walks address
+            // nodes, and these futures would otherwise enlarge every GET's.
+            (Request::Command(Some((host, port)), cmd), Conn::Cluster(conn)) => {
+                let node = RoutingInfo::SingleNode(by_address(host, port));
+                Box::pin(conn.route_command(cmd.clone(), node)).await
+            }
+            (Request::Pipeline(address, pipeline), conn) => {
+                Box::pin(conn.send_pipeline(address, pipeline))
                     .await
+                    .map(Value::Array)
             }
         }
+    }
+
+    async fn send_pipeline(
+        &mut self,
+        address: Option<(&str, u16)>,
+        pipeline: &Pipeline,
+    ) -> redis::RedisResult<Vec<Value>> {
+        let count = pipeline.len();
+        match (address, self) {
+            (Some((host, port)), Conn::Cluster(conn)) => {
+                conn.route_pipeline(pipeline.clone(), 0, count, by_address(host, port))
+                    .await
+            }
+            (_, conn) => conn.req_packed_commands(pipeline, 0, count).await,
+        }
+    }
+}
+
+fn by_address(host: &str, port: u16) -> SingleNodeRoutingInfo {
+    SingleNodeRoutingInfo::ByAddress {
+        host: host.to_owned(),
+        port,
     }
 }
 

@@ -21,11 +21,11 @@ pub enum RedisError {
     /// Redis answered with a reply the cache cannot read.
     #[error("unexpected reply from Redis: {0}")]
     UnexpectedReply(&'static str),
-    /// A Redis Cluster primary reports no address of its own (a lone node
-    /// that was never introduced to others, or one without
-    /// `cluster-announce-ip`): `clear` cannot walk it.
-    #[error("a cluster primary reports no address of its own; set cluster-announce-ip on it")]
-    UnknownClusterNode,
+    /// The Redis Cluster's slot map, as the node asked reports it, names
+    /// fewer primaries than serve every key: `clear` would leave keys
+    /// behind, so it removes none.
+    #[error(transparent)]
+    SlotMap(#[from] SlotMapError),
     /// Redis refused the command or the connection failed (refused, reset,
     /// authentication, `OOM`, `READONLY`, `NOPERM`, …).
     #[error("redis: {0}")]
@@ -41,7 +41,7 @@ impl RedisError {
             RedisError::CircuitOpen => "circuit_open",
             RedisError::NoIoThread => "io_thread",
             RedisError::UnexpectedReply(_) => "protocol",
-            RedisError::UnknownClusterNode => "server",
+            RedisError::SlotMap(_) => "server",
             RedisError::Client(err) => {
                 if err.kind() == ::redis::ErrorKind::AuthenticationFailed
                     || err.code() == Some("NOAUTH")
@@ -60,4 +60,29 @@ impl RedisError {
             }
         }
     }
+}
+
+/// Why a Redis Cluster's slot map, as one node reports it, cannot be
+/// walked by [`Runtime::clear`](crate::Runtime::clear) or the admin's
+/// [`scan`](crate::admin::Admin::scan): a walk of fewer primaries than
+/// serve every slot would leave keys out without a word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SlotMapError {
+    /// A primary reports no address of its own (a lone node that was
+    /// never introduced to others, or one without `cluster-announce-ip`).
+    #[error("a cluster primary reports no address of its own; set cluster-announce-ip on it")]
+    UnknownNode,
+    /// Slots that no primary serves, as far as the node asked knows: a
+    /// cluster still forming (that node has not heard yet what another
+    /// serves), or a primary lost while `cluster-require-full-coverage`
+    /// is `no`.
+    #[error(
+        "{uncovered} of the cluster's 16384 slots have no known primary (a cluster still \
+         forming, or a primary down); try again once every slot is served"
+    )]
+    Uncovered {
+        /// How many slots.
+        uncovered: usize,
+    },
 }

@@ -19,17 +19,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ::redis::aio::ConnectionLike;
-use ::redis::{Cmd, Script, Value};
+use ::redis::{Cmd, Pipeline, Script, Value};
 use tokio::sync::Notify;
 
 pub use self::breaker::BreakerState;
 use self::breaker::{Breaker, Evidence, Pass, Transition};
-pub(crate) use self::cluster::parse_slots;
 use self::cluster::{Node, Nodes};
-pub(crate) use self::connection::{Conn, Connection, Connector};
+pub(crate) use self::cluster::{parse_slots, walk};
+pub(crate) use self::connection::{Conn, Connection, Connector, Request};
 pub(crate) use self::credentials::{Credentials, Secret, is_tls};
-pub use self::error::RedisError;
+pub use self::error::{RedisError, SlotMapError};
 use self::topology::Topology;
 use crate::config::Config;
 use crate::io::io;
@@ -213,7 +212,9 @@ impl Redis {
         let mut cmd = Cmd::new();
         cmd.arg("GET").arg(key);
         let verdict = self.admit(key)?;
-        let reply = self.run_with(connection, None, &cmd, self.deadline()).await;
+        let reply = self
+            .run_with(connection, Request::Command(None, &cmd), self.deadline())
+            .await;
         match verdict.judge(reply)? {
             Value::Nil => Ok(None),
             Value::BulkString(bytes) => Ok(Some(bytes)),
@@ -339,16 +340,16 @@ impl Redis {
         };
         // No cluster-wide SCAN: walk each primary the cluster names now.
         let io = io().ok_or(RedisError::NoIoThread)?;
-        nodes.load(&self.connection, io, self.deadline).await?;
+        let ranges = nodes.load(&self.connection, io, self.deadline).await?;
         let mut removed = 0;
-        for node in nodes.primaries()? {
-            removed += self.clear_on(Some(&node), prefix).await?;
+        for (host, port) in walk(&ranges)? {
+            removed += self.clear_on(Some((&host, port)), prefix).await?;
         }
         Ok(removed)
     }
 
     /// [`clear`](Self::clear) on one node: the only one, or a cluster primary.
-    async fn clear_on(&self, node: Option<&Node>, prefix: &str) -> Result<u64, RedisError> {
+    async fn clear_on(&self, node: Option<(&str, u16)>, prefix: &str) -> Result<u64, RedisError> {
         let pattern = format!("{prefix}*");
         let mut cursor: u64 = 0;
         let mut removed = 0;
@@ -361,20 +362,55 @@ impl Redis {
                 .arg("COUNT")
                 .arg(CLEAR_BATCH);
             let (next, keys): (u64, Vec<Vec<u8>>) = parse(
-                self.run_with(&self.connection, node, &scan, self.deadline())
-                    .await?,
+                self.run_with(
+                    &self.connection,
+                    Request::Command(node, &scan),
+                    self.deadline(),
+                )
+                .await?,
             )?;
             for batch in keys.chunks(CLEAR_BATCH) {
-                // A cluster client splits a many-key UNLINK by slot.
-                let mut unlink = Cmd::new();
-                unlink.arg("UNLINK").arg(batch);
-                let unlinked: u64 = parse(self.run(&unlink, self.deadline()).await?)?;
-                removed += unlinked;
+                removed += self.unlink_on(node, batch).await?;
             }
             if next == 0 {
                 return Ok(removed);
             }
             cursor = next;
+        }
+    }
+
+    /// `UNLINK`s `keys`, which `SCAN` found on `node`; returns how many
+    /// existed. A cluster client would split one many-key `UNLINK` by slot
+    /// and silently leave out the slots of a node it holds no connection
+    /// to; one `UNLINK` per key, all sent to `node` in one round trip,
+    /// fails instead.
+    async fn unlink_on(
+        &self,
+        node: Option<(&str, u16)>,
+        keys: &[Vec<u8>],
+    ) -> Result<u64, RedisError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let reply = match node {
+            None => {
+                let mut unlink = Cmd::new();
+                unlink.arg("UNLINK").arg(keys);
+                self.run(&unlink, self.deadline()).await?
+            }
+            Some(node) => {
+                let mut unlinks = Pipeline::with_capacity(keys.len());
+                for key in keys {
+                    unlinks.cmd("UNLINK").arg(key);
+                }
+                let request = Request::Pipeline(Some(node), &unlinks);
+                self.run_with(&self.connection, request, self.deadline())
+                    .await?
+            }
+        };
+        match reply {
+            Value::Array(replies) => replies.into_iter().map(parse::<u64>).sum(),
+            single => parse(single),
         }
     }
 
@@ -478,15 +514,15 @@ impl Redis {
     /// (see [`is_transient`]) is retried after a jittered, doubling
     /// backoff, before the same deadline.
     async fn run(&self, cmd: &Cmd, deadline: Instant) -> Result<Value, RedisError> {
-        self.run_with(&self.connection, None, cmd, deadline).await
+        self.run_with(&self.connection, Request::Command(None, cmd), deadline)
+            .await
     }
 
-    /// [`run`](Self::run) on `connection`, sent to `node` if given.
+    /// [`run`](Self::run) of `request` on `connection`.
     async fn run_with(
         &self,
         connection: &Arc<Connection>,
-        node: Option<&Node>,
-        cmd: &Cmd,
+        request: Request<'_>,
         deadline: Instant,
     ) -> Result<Value, RedisError> {
         let io = io().ok_or(RedisError::NoIoThread)?;
@@ -504,13 +540,7 @@ impl Redis {
                         // `query_async` does: the client's allocation keeps
                         // this future small, so moving a call costs little.
                         // An error reply comes back as a value; make it an error.
-                        match node {
-                            None => ConnectionLike::req_packed_command(&mut conn, cmd).await,
-                            // Boxed: `clear` alone routes by node, and its
-                            // future would otherwise enlarge every GET's.
-                            Some(node) => Box::pin(conn.route_to(&node.host, node.port, cmd)).await,
-                        }
-                        .and_then(Value::extract_error)
+                        conn.send(request).await.and_then(Value::extract_error)
                     }
                     Err(err) => Err(err),
                 };
@@ -689,10 +719,14 @@ fn parse<T: ::redis::FromRedisValue>(reply: Value) -> Result<T, RedisError> {
 /// Errors worth another attempt within the same deadline: a connection
 /// that broke under us (a restarted server; the retry reconnects) and the
 /// server's own "try again" replies, and `READONLY` (a demoted master: the
-/// retry reconnects to the new one). A refused connection is not retried:
-/// nothing listens, and waiting to ask again would only slow the fallback.
+/// retry reconnects to the new one), and a cluster client that held no
+/// connection to the node a command was addressed to (it dropped one it
+/// could not check in time; the retry gets a fresh client, which connects
+/// to every node). A refused connection is not retried: nothing listens,
+/// and waiting to ask again would only slow the fallback.
 fn is_transient(err: &::redis::RedisError) -> bool {
-    (err.is_connection_dropped() && !err.is_connection_refusal())
+    err.kind() == ::redis::ErrorKind::ClusterConnectionNotFound
+        || (err.is_connection_dropped() && !err.is_connection_refusal())
         || matches!(
             err.code(),
             Some("LOADING" | "TRYAGAIN" | "MASTERDOWN" | "READONLY")

@@ -430,8 +430,10 @@ impl Admin {
 
     /// Sends `request`, under the deadline. The one failure tried again is
     /// a cluster client holding no connection to the node a request was
-    /// addressed to: that is the client's state, not an answer from Redis,
-    /// and the fresh client the second try gets connects to every node.
+    /// addressed to: that is the client's state (it connects only to the
+    /// nodes of the slot map it last read, which the node it asked may
+    /// have given before it knew them all), not an answer from Redis, and
+    /// the fresh client of the second try reads the map again.
     async fn attempt(&self, command: &str, request: Request<'_>) -> Result<Value, AdminError> {
         let work = async {
             let mut tried = false;

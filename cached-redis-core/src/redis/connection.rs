@@ -166,17 +166,14 @@ impl Conn {
             (Request::Command(Some(_), cmd), Conn::Node(conn)) => {
                 conn.req_packed_command(cmd).await
             }
-            // Boxed, as are the pipelines: only operators' walks address
-            // nodes, and these futures would otherwise enlarge every GET's.
             (Request::Command(Some((host, port)), cmd), Conn::Cluster(conn)) => {
                 let node = RoutingInfo::SingleNode(by_address(host, port));
-                Box::pin(conn.route_command(cmd.clone(), node)).await
+                conn.route_command(cmd.clone(), node).await
             }
-            (Request::Pipeline(address, pipeline), conn) => {
-                Box::pin(conn.send_pipeline(address, pipeline))
-                    .await
-                    .map(Value::Array)
-            }
+            (Request::Pipeline(address, pipeline), conn) => conn
+                .send_pipeline(address, pipeline)
+                .await
+                .map(Value::Array),
         }
     }
 

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use ::redis::aio::ConnectionLike;
 use ::redis::{Cmd, Pipeline, Script, Value};
 use tokio::sync::Notify;
 
@@ -536,11 +537,19 @@ impl Redis {
                 let result = match connection.get(io).await {
                     Ok((mut conn, generation)) => {
                         used.store(generation, Ordering::Relaxed);
-                        // Through the boxed `ConnectionLike` future, as
-                        // `query_async` does: the client's allocation keeps
-                        // this future small, so moving a call costs little.
+                        // A key's command goes through the boxed
+                        // `ConnectionLike` future, as `query_async` does: the
+                        // client's allocation keeps this future small, so
+                        // moving a call costs little. The rest (`clear`'s)
+                        // are boxed here, not to enlarge every GET's.
                         // An error reply comes back as a value; make it an error.
-                        conn.send(request).await.and_then(Value::extract_error)
+                        match request {
+                            Request::Command(None, cmd) => {
+                                ConnectionLike::req_packed_command(&mut conn, cmd).await
+                            }
+                            addressed => Box::pin(conn.send(addressed)).await,
+                        }
+                        .and_then(Value::extract_error)
                     }
                     Err(err) => Err(err),
                 };
@@ -720,9 +729,10 @@ fn parse<T: ::redis::FromRedisValue>(reply: Value) -> Result<T, RedisError> {
 /// that broke under us (a restarted server; the retry reconnects) and the
 /// server's own "try again" replies, and `READONLY` (a demoted master: the
 /// retry reconnects to the new one), and a cluster client that held no
-/// connection to the node a command was addressed to (it dropped one it
-/// could not check in time; the retry gets a fresh client, which connects
-/// to every node). A refused connection is not retried: nothing listens,
+/// connection to the node a command was addressed to (it keeps one only
+/// to the nodes of the slot map it last read, and the node it read it
+/// from may not have known yet what that one serves; the retry gets a
+/// fresh client, which reads the map again). A refused connection is not retried: nothing listens,
 /// and waiting to ask again would only slow the fallback.
 fn is_transient(err: &::redis::RedisError) -> bool {
     err.kind() == ::redis::ErrorKind::ClusterConnectionNotFound

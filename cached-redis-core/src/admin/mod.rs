@@ -66,7 +66,7 @@ use crate::config::Config;
 use crate::io::{Io, io};
 use crate::key::{KeyError, domain_prefix};
 use crate::redis::topology::Topology;
-use crate::redis::{Conn, Connection, Connector, Request, is_tls, parse_slots, walk};
+use crate::redis::{Conn, Connection, Connector, Request, is_tls, parse_slots, unlink_each, walk};
 use crate::runtime::Operation;
 
 /// Keys asked for per `SCAN` round trip (a hint to Redis, as in `clear`).
@@ -370,21 +370,16 @@ impl Admin {
         Scan::new(self, pattern, SCAN_COUNT)
     }
 
-    /// `UNLINK`s the keys of `batch` on the node they came from and
-    /// resolves to how many still existed. One `UNLINK` per key, sent in
-    /// one round trip: a cluster client would split a many-key `UNLINK` by
-    /// slot, and leave out without a word the slots of a node it holds no
-    /// connection to.
+    /// `UNLINK`s the keys of `batch` on the node they came from, one
+    /// `UNLINK` per key in one round trip (as `clear` does), and resolves
+    /// to how many still existed.
     pub fn unlink<'a>(&'a self, batch: &'a Batch) -> Operation<'a, Result<u64, AdminError>> {
         Operation::new(async move {
             if batch.keys.is_empty() {
                 return Ok(0);
             }
-            let mut unlinks = Pipeline::with_capacity(batch.keys.len());
-            for key in &batch.keys {
-                unlinks.cmd("UNLINK").arg(key);
-            }
             let mut removed = 0;
+            let unlinks = unlink_each(&batch.keys);
             for reply in self.pipeline_on(&batch.node, &unlinks).await? {
                 match reply.extract_error() {
                     Ok(Value::Int(existed)) => removed += u64::try_from(existed).unwrap_or(0),

@@ -371,47 +371,16 @@ impl Redis {
                 .await?,
             )?;
             for batch in keys.chunks(CLEAR_BATCH) {
-                removed += self.unlink_on(node, batch).await?;
+                let request = Request::Pipeline(node, &unlink_each(batch));
+                let replies = self
+                    .run_with(&self.connection, request, self.deadline())
+                    .await?;
+                removed += parse::<Vec<u64>>(replies)?.into_iter().sum::<u64>();
             }
             if next == 0 {
                 return Ok(removed);
             }
             cursor = next;
-        }
-    }
-
-    /// `UNLINK`s `keys`, which `SCAN` found on `node`; returns how many
-    /// existed. A cluster client would split one many-key `UNLINK` by slot
-    /// and silently leave out the slots of a node it holds no connection
-    /// to; one `UNLINK` per key, all sent to `node` in one round trip,
-    /// fails instead.
-    async fn unlink_on(
-        &self,
-        node: Option<(&str, u16)>,
-        keys: &[Vec<u8>],
-    ) -> Result<u64, RedisError> {
-        if keys.is_empty() {
-            return Ok(0);
-        }
-        let reply = match node {
-            None => {
-                let mut unlink = Cmd::new();
-                unlink.arg("UNLINK").arg(keys);
-                self.run(&unlink, self.deadline()).await?
-            }
-            Some(node) => {
-                let mut unlinks = Pipeline::with_capacity(keys.len());
-                for key in keys {
-                    unlinks.cmd("UNLINK").arg(key);
-                }
-                let request = Request::Pipeline(Some(node), &unlinks);
-                self.run_with(&self.connection, request, self.deadline())
-                    .await?
-            }
-        };
-        match reply {
-            Value::Array(replies) => replies.into_iter().map(parse::<u64>).sum(),
-            single => parse(single),
         }
     }
 
@@ -718,6 +687,18 @@ fn log_transition(
 /// TTL rounds up rather than failing.
 fn px(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// One `UNLINK` per key, to send in one round trip to the node `SCAN` found
+/// `keys` on. A cluster client would split one many-key `UNLINK` by slot
+/// and leave out, without a word, the slots of a node it holds no
+/// connection to; a pipeline addressed to the node fails instead.
+pub(crate) fn unlink_each(keys: &[Vec<u8>]) -> Pipeline {
+    let mut unlinks = Pipeline::with_capacity(keys.len());
+    for key in keys {
+        unlinks.cmd("UNLINK").arg(key);
+    }
+    unlinks
 }
 
 /// Reads a reply as `T`.
